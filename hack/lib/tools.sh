@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Builds and caches the pinned test tools (etcd, kube-apiserver, kube-controller-manager, kube-proxy)
+# from the Go module proxy. Sourced by hack/control-plane, hack/lab and hack/test.
+#
+# Why a wrapper module: k8s.io/kubernetes lists its staging modules (k8s.io/api, k8s.io/client-go, ...) at
+# v0.0.0 and resolves them with replace directives pointing into its own tree, which a dependent module does
+# not inherit. A small module that requires k8s.io/kubernetes and replaces every staging module with the
+# matching v0.X.Y release builds the real commands unchanged.
+
+FERROLB_K8S_VERSION="${FERROLB_K8S_VERSION:-v1.37.2}"
+FERROLB_ETCD_VERSION="${FERROLB_ETCD_VERSION:-v3.7.0}"
+FERROLB_CACHE="${FERROLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrolb}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# tools_bin_dir prints the directory holding the binaries; KUBEBUILDER_ASSETS wins when it has what we need.
+tools_bin_dir() {
+	if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
+		echo "$KUBEBUILDER_ASSETS"
+	else
+		echo "$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin"
+	fi
+}
+
+# tool_path NAME prints the path of one tool, falling back to the cache for tools KUBEBUILDER_ASSETS lacks
+# (setup-envtest ships no kube-controller-manager or kube-proxy).
+tool_path() {
+	local dir; dir="$(tools_bin_dir)"
+	if [[ -x "$dir/$1" ]]; then echo "$dir/$1"; else echo "$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin/$1"; fi
+}
+
+_build_kubernetes() {
+	local out="$1" work="$2"
+	local minor="${FERROLB_K8S_VERSION#v1.}"
+	local staging="v0.${minor}"
+	mkdir -p "$work/k8s" && cd "$work/k8s" || return 1
+	log "resolving k8s.io/kubernetes@$FERROLB_K8S_VERSION"
+	local gomod; gomod="$(go mod download -json "k8s.io/kubernetes@$FERROLB_K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+	[[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$FERROLB_K8S_VERSION"
+	{
+		echo "module ferrolb.test/k8stools"
+		echo
+		echo "go 1.26.0"
+		echo
+		echo "require k8s.io/kubernetes $FERROLB_K8S_VERSION"
+		echo
+		# Every staging module is listed by k8s.io/kubernetes at v0.0.0.
+		awk '/^require \(/{r=1;next} r&&/^\)/{r=0} r&&$2=="v0.0.0"{print "replace " $1 " => " $1 " '"$staging"'"}' "$gomod"
+	} > go.mod
+	cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+)
+GO
+	GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+	for cmd in kube-apiserver kube-controller-manager kube-proxy; do
+		log "building $cmd (first run only; several minutes)"
+		GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" || return 1
+	done
+}
+
+_build_etcd() {
+	local out="$1" work="$2"
+	mkdir -p "$work/etcd" && cd "$work/etcd" || return 1
+	cat > go.mod <<GOMOD
+module ferrolb.test/etcd
+
+go 1.26.0
+
+require go.etcd.io/etcd/server/v3 $FERROLB_ETCD_VERSION
+GOMOD
+	cat > main.go <<'GO'
+// Command etcd runs the etcd server exactly as the upstream etcd binary does.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+	GOFLAGS=-mod=mod go mod tidy >/dev/null || return 1
+	log "building etcd $FERROLB_ETCD_VERSION (first run only)"
+	GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/etcd" . || return 1
+}
+
+# ensure_tools builds whatever is missing from the cache; a no-op when everything is there.
+ensure_tools() {
+	local cache_bin="$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin"
+	local need=()
+	for t in etcd kube-apiserver kube-controller-manager kube-proxy; do
+		[[ -x "$(tool_path "$t")" ]] || need+=("$t")
+	done
+	[[ ${#need[@]} -eq 0 ]] && return 0
+	command -v go >/dev/null || die "go is needed to build ${need[*]} (or set KUBEBUILDER_ASSETS)"
+	mkdir -p "$cache_bin"
+	local work; work="$(mktemp -d)"
+	# Build into a staging dir and move into place, so an interrupted build never leaves a half binary cached.
+	local stage="$work/out"; mkdir -p "$stage"
+	if [[ " ${need[*]} " == *" etcd "* ]]; then (_build_etcd "$stage" "$work") || die "building etcd failed"; fi
+	if [[ " ${need[*]} " == *" kube-"* ]]; then (_build_kubernetes "$stage" "$work") || die "building kubernetes failed"; fi
+	for t in "${need[@]}"; do mv -f "$stage/$t" "$cache_bin/$t"; done
+	rm -rf "$work"
+	log "tools cached in $cache_bin"
+}

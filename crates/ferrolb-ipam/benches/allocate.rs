@@ -10,9 +10,7 @@ use ferrolb_ipam::{Allocator, Family, FamilyPolicy};
 fn filled(entry: &str, family: Family, n: usize) -> Allocator {
     let mut allocator = Allocator::new([pool("bench", &[entry]).build()]);
     for i in 0..n {
-        let request = svc("bench", &format!("svc-{i}"))
-            .families(FamilyPolicy::Single(family))
-            .build();
+        let request = svc("bench", &format!("svc-{i}")).families(FamilyPolicy::Single(family)).build();
         allocator.assign(&request).expect("pool large enough");
     }
     allocator
@@ -29,16 +27,10 @@ fn allocate(c: &mut Criterion) {
     ];
     for (name, entry, family, fill) in cases {
         let mut allocator = filled(entry, family, fill);
-        let request = svc("bench", "new")
-            .families(FamilyPolicy::Single(family))
-            .build();
+        let request = svc("bench", "new").families(FamilyPolicy::Single(family)).build();
         group.bench_with_input(BenchmarkId::new(name, fill), &fill, |b, _| {
             b.iter(|| {
-                let ip = allocator
-                    .assign(&request)
-                    .expect("free address")
-                    .ips()
-                    .next();
+                let ip = allocator.assign(&request).expect("free address").ips().next();
                 allocator.release(&request.service);
                 ip
             })

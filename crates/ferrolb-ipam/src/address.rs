@@ -91,11 +91,7 @@ impl AddressRange {
         if value(start) > value(end) {
             return Err(ParseError::StartAfterEnd { start, end });
         }
-        Ok(AddressRange {
-            family: Family::of(start),
-            start: value(start),
-            end: value(end),
-        })
+        Ok(AddressRange { family: Family::of(start), start: value(start), end: value(end) })
     }
 
     /// The address family of the range.
@@ -131,23 +127,16 @@ impl FromStr for AddressRange {
             let end = parse_ip(b.trim(), entry)?;
             return AddressRange::new(start, end);
         }
-        let net: IpNet = entry.parse().map_err(|_| ParseError::Syntax {
-            entry: entry.to_owned(),
-        })?;
+        let net: IpNet = entry.parse().map_err(|_| ParseError::Syntax { entry: entry.to_owned() })?;
         if net.trunc() != net {
-            return Err(ParseError::HostBitsSet {
-                entry: entry.to_owned(),
-                network: net.trunc().to_string(),
-            });
+            return Err(ParseError::HostBitsSet { entry: entry.to_owned(), network: net.trunc().to_string() });
         }
         AddressRange::new(net.network(), net.broadcast())
     }
 }
 
 fn parse_ip(text: &str, entry: &str) -> Result<IpAddr, ParseError> {
-    text.parse().map_err(|_| ParseError::Syntax {
-        entry: entry.to_owned(),
-    })
+    text.parse().map_err(|_| ParseError::Syntax { entry: entry.to_owned() })
 }
 
 impl fmt::Display for AddressRange {

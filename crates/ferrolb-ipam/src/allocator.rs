@@ -147,15 +147,8 @@ impl Allocator {
 
     /// Capacity and use of a pool.
     pub fn usage(&self, pool: &Pool) -> PoolUsage {
-        let assigned = self
-            .assigned_per_pool
-            .get(pool.name())
-            .copied()
-            .unwrap_or_default();
-        PoolUsage(Family::ALL.map(|f| FamilyUsage {
-            capacity: pool.capacity(f),
-            assigned: assigned[f.index()],
-        }))
+        let assigned = self.assigned_per_pool.get(pool.name()).copied().unwrap_or_default();
+        PoolUsage(Family::ALL.map(|f| FamilyUsage { capacity: pool.capacity(f), assigned: assigned[f.index()] }))
     }
 
     /// The Services holding addresses of a pool, sorted.
@@ -204,14 +197,10 @@ impl Allocator {
         for (ip, hint) in ips {
             picks.push((*ip, self.locate(request, *ip, hint.as_ref(), true)?));
         }
-        let candidate = Assignment {
-            ips: picks.clone(),
-            request: request.clone(),
-        };
+        let candidate = Assignment { ips: picks.clone(), request: request.clone() };
         if !self.still_valid(&candidate, request) {
             return Err(AllocError::InvalidRequest {
-                reason: "the addresses in status no longer match what the Service asks for"
-                    .to_owned(),
+                reason: "the addresses in status no longer match what the Service asks for".to_owned(),
             });
         }
         Ok(self.commit(request, picks))
@@ -257,47 +246,25 @@ impl Allocator {
                 self.used[family.index()].insert_one(value(*ip));
                 self.assigned_per_pool.entry(pool.clone()).or_default()[family.index()] += 1;
                 if let Some(key) = &request.sharing {
-                    self.sharing_index
-                        .entry(key.clone())
-                        .or_default()
-                        .insert(*ip);
+                    self.sharing_index.entry(key.clone()).or_default().insert(*ip);
                 }
-                Holders {
-                    pool: pool.clone(),
-                    sharing: request.sharing.clone(),
-                    services: BTreeMap::new(),
-                }
+                Holders { pool: pool.clone(), sharing: request.sharing.clone(), services: BTreeMap::new() }
             });
-            let share = Share {
-                ports: request.ports.clone(),
-                local_selector: request.local_selector.clone(),
-            };
+            let share = Share { ports: request.ports.clone(), local_selector: request.local_selector.clone() };
             holders.services.insert(request.service.clone(), share);
         }
-        self.assignments.insert(
-            request.service.clone(),
-            Assignment {
-                ips: picks,
-                request: request.clone(),
-            },
-        );
+        self.assignments.insert(request.service.clone(), Assignment { ips: picks, request: request.clone() });
         &self.assignments[&request.service]
     }
 
     /// Whether an existing assignment still answers `request` under the current pools and holders.
     fn still_valid(&self, assignment: &Assignment, request: &Request) -> bool {
-        let families: Vec<Family> = assignment
-            .ips
-            .iter()
-            .map(|(ip, _)| Family::of(*ip))
-            .collect();
+        let families: Vec<Family> = assignment.ips.iter().map(|(ip, _)| Family::of(*ip)).collect();
         let families_ok = match request.families {
             FamilyPolicy::Single(f) => families == [f],
             FamilyPolicy::RequireDual(_) => families.len() == 2 && families[0] != families[1],
             FamilyPolicy::PreferDual(_) => {
-                !families.is_empty()
-                    && families.len() <= 2
-                    && (families.len() == 1 || families[0] != families[1])
+                !families.is_empty() && families.len() <= 2 && (families.len() == 1 || families[0] != families[1])
             }
         };
         if !families_ok {
@@ -317,14 +284,9 @@ impl Allocator {
             let named_ok = request.pool.as_ref().is_none_or(|p| p == pool_name);
             let holders_ok = self.holders.get(ip).is_none_or(|h| {
                 h.pool == *pool_name
-                    && h.services
-                        .iter()
-                        .all(|(k, s)| *k == request.service || can_share(h, k, s, request).is_ok())
+                    && h.services.iter().all(|(k, s)| *k == request.service || can_share(h, k, s, request).is_ok())
             });
-            named_ok
-                && holders_ok
-                && pool.holds(Family::of(*ip), value(*ip))
-                && pool.may_serve(request)
+            named_ok && holders_ok && pool.holds(Family::of(*ip), value(*ip)) && pool.may_serve(request)
         })
     }
 
@@ -338,15 +300,10 @@ impl Allocator {
     ) -> Result<PoolName, AllocError> {
         let family = Family::of(ip);
         // Preference: the hinted pool, then the order automatic allocation uses, then the rest by name.
-        let order = hint
-            .into_iter()
-            .chain(&self.allocation_order)
-            .chain(&self.auto_order)
-            .chain(self.pools.keys());
+        let order = hint.into_iter().chain(&self.allocation_order).chain(&self.auto_order).chain(self.pools.keys());
         let mut containing: Vec<&Pool> = Vec::new();
         for pool in order.filter_map(|n| self.pools.get(n)) {
-            if pool.holds(family, value(ip)) && !containing.iter().any(|p| p.name() == pool.name())
-            {
+            if pool.holds(family, value(ip)) && !containing.iter().any(|p| p.name() == pool.name()) {
                 containing.push(pool);
             }
         }
@@ -355,15 +312,10 @@ impl Allocator {
         };
         if let Some(named) = &request.pool {
             if !self.pools.contains_key(named) {
-                return Err(AllocError::UnknownPool {
-                    pool: named.clone(),
-                });
+                return Err(AllocError::UnknownPool { pool: named.clone() });
             }
             if !containing.iter().any(|p| p.name() == named) {
-                return Err(AllocError::IpNotAllowed {
-                    ip,
-                    pool: first.name().clone(),
-                });
+                return Err(AllocError::IpNotAllowed { ip, pool: first.name().clone() });
             }
         }
         let allowed = |p: &&&Pool| {
@@ -372,22 +324,17 @@ impl Allocator {
                 && (allow_deleting || !p.deleting())
         };
         let Some(pool) = containing.iter().find(allowed) else {
-            return Err(AllocError::IpNotAllowed {
-                ip,
-                pool: first.name().clone(),
-            });
+            return Err(AllocError::IpNotAllowed { ip, pool: first.name().clone() });
         };
         match self.holders.get(&ip) {
             None => Ok(pool.name().clone()),
             Some(holders) => {
                 for (key, share) in &holders.services {
                     if *key != request.service {
-                        can_share(holders, key, share, request).map_err(|reason| {
-                            AllocError::IpInUse {
-                                ip,
-                                holder: key.clone(),
-                                reason,
-                            }
+                        can_share(holders, key, share, request).map_err(|reason| AllocError::IpInUse {
+                            ip,
+                            holder: key.clone(),
+                            reason,
                         })?;
                     }
                 }
@@ -411,10 +358,7 @@ impl Allocator {
             for pool in &candidates {
                 let picks: Vec<(IpAddr, PoolName)> = wanted
                     .iter()
-                    .filter_map(|&f| {
-                        self.pick_in_pool(pool, f, request)
-                            .map(|ip| (ip, pool.name().clone()))
-                    })
+                    .filter_map(|&f| self.pick_in_pool(pool, f, request).map(|ip| (ip, pool.name().clone())))
                     .collect();
                 if (need && picks.len() == wanted.len()) || (!need && !picks.is_empty()) {
                     return Ok(picks);
@@ -425,38 +369,21 @@ impl Allocator {
     }
 
     fn explain_failure(&self, request: &Request, candidates: &[&Pool]) -> AllocError {
-        let names = candidates
-            .iter()
-            .map(|p| p.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let names = candidates.iter().map(|p| p.name().as_str()).collect::<Vec<_>>().join(", ");
         let wanted = request.families.families();
         let has = |f: Family| candidates.iter().any(|p| p.capacity(f) > 0);
         if let Some(&missing) = wanted.iter().find(|&&f| !has(f))
-            && !(matches!(request.families, FamilyPolicy::PreferDual(_))
-                && wanted.iter().any(|&f| has(f)))
+            && !(matches!(request.families, FamilyPolicy::PreferDual(_)) && wanted.iter().any(|&f| has(f)))
         {
-            return AllocError::FamilyUnavailable {
-                family: missing,
-                pools: names,
-            };
+            return AllocError::FamilyUnavailable { family: missing, pools: names };
         }
         if matches!(request.families, FamilyPolicy::RequireDual(_))
-            && !candidates
-                .iter()
-                .any(|p| p.capacity(Family::V4) > 0 && p.capacity(Family::V6) > 0)
+            && !candidates.iter().any(|p| p.capacity(Family::V4) > 0 && p.capacity(Family::V6) > 0)
         {
             return AllocError::NoDualStackPool { pools: names };
         }
-        let family = wanted
-            .iter()
-            .copied()
-            .find(|&f| has(f))
-            .unwrap_or(wanted[0]);
-        AllocError::PoolExhausted {
-            family,
-            pools: names,
-        }
+        let family = wanted.iter().copied().find(|&f| has(f)).unwrap_or(wanted[0]);
+        AllocError::PoolExhausted { family, pools: names }
     }
 
     fn choose_requested(&self, request: &Request) -> Result<Vec<(IpAddr, PoolName)>, AllocError> {
@@ -471,14 +398,13 @@ impl Allocator {
                 });
             }
             if std::mem::replace(&mut seen[family.index()], true) {
-                return Err(AllocError::InvalidRequest {
-                    reason: format!("more than one {family} address requested"),
-                });
+                return Err(AllocError::InvalidRequest { reason: format!("more than one {family} address requested") });
             }
         }
         if matches!(request.families, FamilyPolicy::RequireDual(_)) && request.ips.len() != 2 {
             return Err(AllocError::InvalidRequest {
-                reason: "RequireDualStack needs one IPv4 and one IPv6 address when specific IPs are requested".to_owned(),
+                reason: "RequireDualStack needs one IPv4 and one IPv6 address when specific IPs are requested"
+                    .to_owned(),
             });
         }
         let mut picks = Vec::new();
@@ -500,11 +426,7 @@ impl Allocator {
             }
             return Ok(vec![pool]);
         }
-        let matching = self
-            .allocation_order
-            .iter()
-            .map(|n| &self.pools[n])
-            .filter(|p| p.may_serve(request));
+        let matching = self.allocation_order.iter().map(|n| &self.pools[n]).filter(|p| p.may_serve(request));
         let general = self.auto_order.iter().map(|n| &self.pools[n]);
         let candidates: Vec<&Pool> = matching.chain(general).filter(|p| !p.deleting()).collect();
         if candidates.is_empty() {
@@ -522,10 +444,7 @@ impl Allocator {
                 let holders = &self.holders[ip];
                 if holders.pool == *pool.name()
                     && pool.holds(family, value(*ip))
-                    && holders
-                        .services
-                        .iter()
-                        .all(|(k, s)| can_share(holders, k, s, request).is_ok())
+                    && holders.services.iter().all(|(k, s)| can_share(holders, k, s, request).is_ok())
                 {
                     return Some(*ip);
                 }
@@ -556,20 +475,12 @@ impl Allocator {
 
 /// Whether `request` may share an address with `holder` (one of `holders`); the error is the reason why not,
 /// starting with "; ", for an operator.
-fn can_share(
-    holders: &Holders,
-    holder: &ServiceKey,
-    share: &Share,
-    request: &Request,
-) -> Result<(), String> {
+fn can_share(holders: &Holders, holder: &ServiceKey, share: &Share, request: &Request) -> Result<(), String> {
     let (Some(theirs), Some(ours)) = (&holders.sharing, &request.sharing) else {
         return Err(String::new());
     };
     if theirs != ours {
-        return Err(format!(
-            "; its sharing key {:?} differs from {:?}",
-            theirs.0, ours.0
-        ));
+        return Err(format!("; its sharing key {:?} differs from {:?}", theirs.0, ours.0));
     }
     if let Some(port) = share.ports.iter().find(|p| request.ports.contains(p)) {
         return Err(format!("; both use port {:?}/{}", port.protocol, port.port));

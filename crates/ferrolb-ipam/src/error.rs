@@ -13,9 +13,7 @@ use crate::request::ServiceKey;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Neither a CIDR nor a range of two addresses.
-    #[error(
-        "{entry:?} is not a CIDR (198.51.100.0/24, 2001:db8::/64) or a range (198.51.100.10-198.51.100.20)"
-    )]
+    #[error("{entry:?} is not a CIDR (198.51.100.0/24, 2001:db8::/64) or a range (198.51.100.10-198.51.100.20)")]
     Syntax {
         /// The entry as written.
         entry: String,
@@ -62,9 +60,7 @@ pub enum AllocError {
         pool: PoolName,
     },
     /// No pool may assign addresses to this Service automatically.
-    #[error(
-        "no pool can serve this Service: no matching serviceAllocation and no pool with autoAssign"
-    )]
+    #[error("no pool can serve this Service: no matching serviceAllocation and no pool with autoAssign")]
     NoPoolAvailable,
     /// The pools that may serve the Service have no address of a family the Service needs.
     #[error("no {family} addresses in the pools that can serve this Service ({pools})")]
@@ -75,9 +71,7 @@ pub enum AllocError {
         pools: String,
     },
     /// RequireDualStack, but no pool that may serve the Service has both families.
-    #[error(
-        "RequireDualStack needs a pool with both IPv4 and IPv6 addresses; none of {pools} has both"
-    )]
+    #[error("RequireDualStack needs a pool with both IPv4 and IPv6 addresses; none of {pools} has both")]
     NoDualStackPool {
         /// The pools considered, comma separated.
         pools: String,

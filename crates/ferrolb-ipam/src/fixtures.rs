@@ -14,10 +14,7 @@ pub struct PoolBuilder(PoolConfig);
 pub fn pool(name: &str, entries: &[&str]) -> PoolBuilder {
     PoolBuilder(PoolConfig {
         name: PoolName::new(name),
-        ranges: entries
-            .iter()
-            .map(|e| e.parse::<AddressRange>().expect("valid test entry"))
-            .collect(),
+        ranges: entries.iter().map(|e| e.parse::<AddressRange>().expect("valid test entry")).collect(),
         auto_assign: true,
         avoid_buggy_ips: false,
         allocation: None,
@@ -66,10 +63,7 @@ pub fn svc(namespace: &str, name: &str) -> RequestBuilder {
         pool: None,
         ips: Vec::new(),
         sharing: None,
-        ports: vec![PortKey {
-            protocol: Protocol::Tcp,
-            port: 80,
-        }],
+        ports: vec![PortKey { protocol: Protocol::Tcp, port: 80 }],
         local_selector: None,
     })
 }
@@ -77,9 +71,7 @@ pub fn svc(namespace: &str, name: &str) -> RequestBuilder {
 impl RequestBuilder {
     /// Asks for a specific address.
     pub fn ip(mut self, ip: &str) -> Self {
-        self.0
-            .ips
-            .push(ip.parse::<IpAddr>().expect("valid test ip"));
+        self.0.ips.push(ip.parse::<IpAddr>().expect("valid test ip"));
         self
     }
     /// Names a pool.
@@ -94,13 +86,7 @@ impl RequestBuilder {
     }
     /// Replaces the ports with TCP ports.
     pub fn ports(mut self, ports: &[u16]) -> Self {
-        self.0.ports = ports
-            .iter()
-            .map(|&port| PortKey {
-                protocol: Protocol::Tcp,
-                port,
-            })
-            .collect();
+        self.0.ports = ports.iter().map(|&port| PortKey { protocol: Protocol::Tcp, port }).collect();
         self
     }
     /// Sets the family policy.
@@ -115,16 +101,12 @@ impl RequestBuilder {
     }
     /// Adds a namespace label.
     pub fn ns_label(mut self, key: &str, value: &str) -> Self {
-        self.0
-            .namespace_labels
-            .insert(key.to_owned(), value.to_owned());
+        self.0.namespace_labels.insert(key.to_owned(), value.to_owned());
         self
     }
     /// Adds a Service label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.0
-            .service_labels
-            .insert(key.to_owned(), value.to_owned());
+        self.0.service_labels.insert(key.to_owned(), value.to_owned());
         self
     }
     /// The request.

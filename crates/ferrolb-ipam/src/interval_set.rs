@@ -31,9 +31,7 @@ impl IntervalSet {
 
     /// Number of values, saturating at `u128::MAX` (only the whole IPv6 space reaches it).
     pub fn len(&self) -> u128 {
-        self.intervals.iter().fold(0u128, |acc, (s, e)| {
-            acc.saturating_add((e - s).saturating_add(1))
-        })
+        self.intervals.iter().fold(0u128, |acc, (s, e)| acc.saturating_add((e - s).saturating_add(1)))
     }
 
     /// The intervals in ascending order.
@@ -57,10 +55,7 @@ impl IntervalSet {
         if self.contains(start) {
             return true;
         }
-        self.intervals
-            .range((Bound::Excluded(start), Bound::Included(end)))
-            .next()
-            .is_some()
+        self.intervals.range((Bound::Excluded(start), Bound::Included(end))).next().is_some()
     }
 
     /// The lowest value `>= from` that is not in the set, or `None` if every such value is.
@@ -77,11 +72,7 @@ impl IntervalSet {
         let mut new_start = start;
         let mut new_end = end;
         // An interval starting before `start` may overlap or touch it.
-        if let Some((s, e)) = self
-            .intervals
-            .range(..start)
-            .next_back()
-            .map(|(s, e)| (*s, *e))
+        if let Some((s, e)) = self.intervals.range(..start).next_back().map(|(s, e)| (*s, *e))
             && e.saturating_add(1) >= start
         {
             new_start = s;
@@ -91,12 +82,7 @@ impl IntervalSet {
         // Intervals starting inside `start..=end+1` overlap or touch it.
         loop {
             let upper = end.saturating_add(1);
-            let Some((s, e)) = self
-                .intervals
-                .range(start..=upper)
-                .next()
-                .map(|(s, e)| (*s, *e))
-            else {
+            let Some((s, e)) = self.intervals.range(start..=upper).next().map(|(s, e)| (*s, *e)) else {
                 break;
             };
             new_end = new_end.max(e);
@@ -112,11 +98,7 @@ impl IntervalSet {
         if let Some((s, e)) = self.containing(start) {
             touched.push((s, e));
         }
-        touched.extend(
-            self.intervals
-                .range((Bound::Excluded(start), Bound::Included(end)))
-                .map(|(s, e)| (*s, *e)),
-        );
+        touched.extend(self.intervals.range((Bound::Excluded(start), Bound::Included(end))).map(|(s, e)| (*s, *e)));
         for (s, e) in touched {
             self.intervals.remove(&s);
             if s < start {

@@ -48,15 +48,9 @@ impl ServiceAllocation {
     pub fn matches(&self, request: &Request) -> bool {
         let by_namespace = (self.namespaces.is_empty() && self.namespace_selectors.is_empty())
             || self.namespaces.contains(request.service.namespace())
-            || self
-                .namespace_selectors
-                .iter()
-                .any(|s| s.matches(&request.namespace_labels));
+            || self.namespace_selectors.iter().any(|s| s.matches(&request.namespace_labels));
         let by_service = self.service_selectors.is_empty()
-            || self
-                .service_selectors
-                .iter()
-                .any(|s| s.matches(&request.service_labels));
+            || self.service_selectors.iter().any(|s| s.matches(&request.service_labels));
         by_namespace && by_service
     }
 }
@@ -135,9 +129,7 @@ impl Pool {
     pub fn capacity(&self, family: Family) -> u128 {
         let set = &self.addresses[family.index()];
         if family == Family::V4 && self.avoid_buggy_ips {
-            set.iter()
-                .map(|(s, e)| e - s + 1 - buggy_v4_count(s, e))
-                .sum()
+            set.iter().map(|(s, e)| e - s + 1 - buggy_v4_count(s, e)).sum()
         } else {
             set.len()
         }

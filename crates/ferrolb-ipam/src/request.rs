@@ -17,10 +17,7 @@ pub struct ServiceKey {
 impl ServiceKey {
     /// The key of Service `name` in `namespace`.
     pub fn new(namespace: &str, name: &str) -> ServiceKey {
-        ServiceKey {
-            joined: format!("{namespace}/{name}"),
-            slash: namespace.len(),
-        }
+        ServiceKey { joined: format!("{namespace}/{name}"), slash: namespace.len() }
     }
 
     /// The Service's namespace.

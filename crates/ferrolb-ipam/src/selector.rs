@@ -32,9 +32,7 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Whether `labels` satisfy the selector.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
             && self.requirements.iter().all(|r| match r {
                 Requirement::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
                 Requirement::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),

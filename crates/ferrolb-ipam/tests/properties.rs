@@ -14,75 +14,50 @@ const N_SERVICES: usize = 12;
 fn entry() -> impl Strategy<Value = String> {
     prop_oneof![
         (0u8..16, 28u8..=32).prop_map(|(host, len)| {
-            let mask = if len == 32 {
-                0xff
-            } else {
-                !((1u8 << (32 - len)) - 1)
-            };
+            let mask = if len == 32 { 0xff } else { !((1u8 << (32 - len)) - 1) };
             format!("198.51.100.{}/{len}", host & mask)
         }),
-        (0u8..16, 0u8..4)
-            .prop_map(|(a, n)| format!("198.51.100.{a}-198.51.100.{}", (a + n).min(15))),
+        (0u8..16, 0u8..4).prop_map(|(a, n)| format!("198.51.100.{a}-198.51.100.{}", (a + n).min(15))),
         (0u16..16, 124u8..=128).prop_map(|(host, len)| {
-            let mask = if len == 128 {
-                0xffff
-            } else {
-                !((1u16 << (128 - len)) - 1)
-            };
+            let mask = if len == 128 { 0xffff } else { !((1u16 << (128 - len)) - 1) };
             format!("2001:db8::{:x}/{len}", host & mask)
         }),
-        (0u16..16, 0u16..4)
-            .prop_map(|(a, n)| format!("2001:db8::{a:x}-2001:db8::{:x}", (a + n).min(15))),
+        (0u16..16, 0u16..4).prop_map(|(a, n)| format!("2001:db8::{a:x}-2001:db8::{:x}", (a + n).min(15))),
     ]
 }
 
 fn pools() -> impl Strategy<Value = Vec<Pool>> {
-    prop::collection::vec(
-        (
-            prop::collection::vec(entry(), 1..3),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-        ),
-        1..4,
-    )
-    .prop_map(|specs| {
-        specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, (entries, manual, buggy, team_only))| {
-                let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
-                let mut b = pool(&format!("p{i}"), &refs);
-                if manual {
-                    b = b.manual();
-                }
-                if buggy {
-                    b = b.avoid_buggy();
-                }
-                if team_only {
-                    b = b.allocation(ferrolb_ipam::ServiceAllocation {
-                        priority: i as i32,
-                        namespaces: ["team".to_owned()].into(),
-                        ..Default::default()
-                    });
-                }
-                b.build()
-            })
-            .collect()
-    })
+    prop::collection::vec((prop::collection::vec(entry(), 1..3), any::<bool>(), any::<bool>(), any::<bool>()), 1..4)
+        .prop_map(|specs| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (entries, manual, buggy, team_only))| {
+                    let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
+                    let mut b = pool(&format!("p{i}"), &refs);
+                    if manual {
+                        b = b.manual();
+                    }
+                    if buggy {
+                        b = b.avoid_buggy();
+                    }
+                    if team_only {
+                        b = b.allocation(ferrolb_ipam::ServiceAllocation {
+                            priority: i as i32,
+                            namespaces: ["team".to_owned()].into(),
+                            ..Default::default()
+                        });
+                    }
+                    b.build()
+                })
+                .collect()
+        })
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Assign {
-        service: usize,
-        shape: u8,
-        ip: u8,
-        port: u16,
-    },
-    Release {
-        service: usize,
-    },
+    Assign { service: usize, shape: u8, ip: u8, port: u16 },
+    Release { service: usize },
     SetPools(Vec<Pool>),
 }
 
@@ -111,11 +86,7 @@ fn request(i: usize, shape: u8, ip: u8, port: u16) -> Request {
         b = b.local(if shape & 0x20 != 0 { "web" } else { "db" });
     }
     if shape & 0x80 != 0 {
-        b = if shape % 4 == 1 {
-            b.ip(&format!("2001:db8::{ip:x}"))
-        } else {
-            b.ip(&format!("198.51.100.{ip}"))
-        };
+        b = if shape % 4 == 1 { b.ip(&format!("2001:db8::{ip:x}")) } else { b.ip(&format!("198.51.100.{ip}")) };
     }
     if shape & 0x08 != 0 {
         b = b.pool(&format!("p{}", shape % 3));
@@ -129,9 +100,9 @@ fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
     for (_, assignment) in allocator.assignments() {
         let request = assignment.request();
         for (ip, pool_name) in assignment.ips_with_pools() {
-            let pool = pools.get(pool_name).ok_or_else(|| {
-                TestCaseError::fail(format!("{ip} from missing pool {pool_name}"))
-            })?;
+            let pool = pools
+                .get(pool_name)
+                .ok_or_else(|| TestCaseError::fail(format!("{ip} from missing pool {pool_name}")))?;
             let family = Family::of(*ip);
             let in_pool = pool.addresses(family).contains(match ip {
                 IpAddr::V4(v) => u128::from(u32::from(*v)),
@@ -141,18 +112,9 @@ fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
             if pool.avoid_buggy_ips()
                 && let IpAddr::V4(v4) = ip
             {
-                prop_assert!(
-                    !matches!(v4.octets()[3], 0 | 255),
-                    "buggy {} handed out",
-                    ip
-                );
+                prop_assert!(!matches!(v4.octets()[3], 0 | 255), "buggy {} handed out", ip);
             }
-            prop_assert!(
-                pool.may_serve(request),
-                "{} may not serve {}",
-                pool_name,
-                request.service
-            );
+            prop_assert!(pool.may_serve(request), "{} may not serve {}", pool_name, request.service);
             if let Some(named) = &request.pool {
                 prop_assert_eq!(named, pool_name);
             }
@@ -162,16 +124,8 @@ fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
     for (ip, requests) in holders {
         for (i, a) in requests.iter().enumerate() {
             for b in &requests[i + 1..] {
-                prop_assert!(
-                    a.sharing.is_some() && a.sharing == b.sharing,
-                    "{} shared without a common key",
-                    ip
-                );
-                prop_assert!(
-                    a.ports.iter().all(|p| !b.ports.contains(p)),
-                    "{} shared with a port conflict",
-                    ip
-                );
+                prop_assert!(a.sharing.is_some() && a.sharing == b.sharing, "{} shared without a common key", ip);
+                prop_assert!(a.ports.iter().all(|p| !b.ports.contains(p)), "{} shared with a port conflict", ip);
                 if a.local_selector.is_some() || b.local_selector.is_some() {
                     prop_assert_eq!(&a.local_selector, &b.local_selector);
                 }
@@ -204,25 +158,12 @@ fn check_rebuild(allocator: &Allocator) -> Result<(), TestCaseError> {
     let mut rebuilt = Allocator::new(allocator.pools().cloned());
     let mut existing: Vec<(Request, Vec<(IpAddr, Option<PoolName>)>)> = allocator
         .assignments()
-        .map(|(_, a)| {
-            (
-                a.request().clone(),
-                a.ips_with_pools()
-                    .iter()
-                    .map(|(ip, p)| (*ip, Some(p.clone())))
-                    .collect(),
-            )
-        })
+        .map(|(_, a)| (a.request().clone(), a.ips_with_pools().iter().map(|(ip, p)| (*ip, Some(p.clone()))).collect()))
         .collect();
     existing.sort_by(|a, b| b.0.service.cmp(&a.0.service));
     for (request, ips) in &existing {
         let restored = rebuilt.restore(request, ips);
-        prop_assert!(
-            restored.is_ok(),
-            "restore of {} failed: {:?}",
-            request.service,
-            restored.err()
-        );
+        prop_assert!(restored.is_ok(), "restore of {} failed: {:?}", request.service, restored.err());
     }
     prop_assert_eq!(&rebuilt, allocator);
     Ok(())

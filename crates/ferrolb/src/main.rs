@@ -1,1 +1,26 @@
-fn main() {}
+//! The `ferrolb` binary: one executable with a subcommand per role.
+//!
+//! `ferrolb controller` allocates external IPs, `ferrolb crds` prints the CRDs. This crate only wires things:
+//! command-line flags, logging, the metrics and health server, signals. Decisions live in the library crates.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod controller_cmd;
+mod crds_cmd;
+mod server;
+mod telemetry;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Crds(args) => crds_cmd::run(&args),
+        cli::Command::Controller(args) => {
+            telemetry::init(&cli.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(controller_cmd::run(args))
+        }
+    }
+}

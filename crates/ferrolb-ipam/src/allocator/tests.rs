@@ -2,14 +2,10 @@ use std::net::IpAddr;
 
 use super::Allocator;
 use crate::fixtures::{pool, svc};
-use crate::{
-    AllocError, Family, FamilyPolicy, LabelSelector, PoolName, Request, ServiceAllocation,
-};
+use crate::{AllocError, Family, FamilyPolicy, LabelSelector, PoolName, Request, ServiceAllocation};
 
 fn ips(allocator: &mut Allocator, request: &Request) -> Result<Vec<String>, AllocError> {
-    allocator
-        .assign(request)
-        .map(|a| a.ips().map(|ip| ip.to_string()).collect())
+    allocator.assign(request).map(|a| a.ips().map(|ip| ip.to_string()).collect())
 }
 
 /// Runs requests in order against pools and checks each outcome: addresses or the error label.
@@ -42,15 +38,8 @@ fn lowest_free_address_in_order() {
 #[test]
 fn avoid_buggy_ips_skips_dot_zero_and_dot_255() {
     check(
-        vec![
-            pool("a", &["198.51.100.255-198.51.101.1"])
-                .avoid_buggy()
-                .build(),
-        ],
-        &[
-            (svc("ns", "a").build(), "198.51.101.1"),
-            (svc("ns", "b").build(), "error:pool_exhausted"),
-        ],
+        vec![pool("a", &["198.51.100.255-198.51.101.1"]).avoid_buggy().build()],
+        &[(svc("ns", "a").build(), "198.51.101.1"), (svc("ns", "b").build(), "error:pool_exhausted")],
     );
     let p = pool("a", &["198.51.100.0/23"]).avoid_buggy().build();
     assert_eq!(p.capacity(Family::V4), 512 - 4);
@@ -59,50 +48,27 @@ fn avoid_buggy_ips_skips_dot_zero_and_dot_255() {
 #[test]
 fn released_address_is_reused() {
     let mut allocator = Allocator::new([pool("a", &["198.51.100.7/32"]).build()]);
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "a").build()).unwrap(),
-        ["198.51.100.7"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "a").build()).unwrap(), ["198.51.100.7"]);
     assert!(ips(&mut allocator, &svc("ns", "b").build()).is_err());
     allocator.release(&svc("ns", "a").build().service);
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "b").build()).unwrap(),
-        ["198.51.100.7"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "b").build()).unwrap(), ["198.51.100.7"]);
 }
 
 #[test]
 fn specific_requests() {
-    let pools = || {
-        vec![
-            pool("a", &["198.51.100.0/29"]).build(),
-            pool("m", &["203.0.113.0/29"]).manual().build(),
-        ]
-    };
+    let pools = || vec![pool("a", &["198.51.100.0/29"]).build(), pool("m", &["203.0.113.0/29"]).manual().build()];
     check(
         pools(),
         &[
             (svc("ns", "a").ip("198.51.100.5").build(), "198.51.100.5"),
             (svc("ns", "b").ip("198.51.100.5").build(), "error:ip_in_use"),
-            (
-                svc("ns", "c").ip("192.0.2.1").build(),
-                "error:ip_not_in_pool",
-            ),
+            (svc("ns", "c").ip("192.0.2.1").build(), "error:ip_not_in_pool"),
             (svc("ns", "d").ip("203.0.113.3").build(), "203.0.113.3"),
             (svc("ns", "e").pool("m").build(), "203.0.113.0"),
             (svc("ns", "f").pool("nope").build(), "error:unknown_pool"),
-            (
-                svc("ns", "g").ip("198.51.100.1").pool("m").build(),
-                "error:ip_not_allowed",
-            ),
-            (
-                svc("ns", "h").ip("2001:db8::1").build(),
-                "error:invalid_request",
-            ),
-            (
-                svc("ns", "i").ip("198.51.100.1").ip("198.51.100.2").build(),
-                "error:invalid_request",
-            ),
+            (svc("ns", "g").ip("198.51.100.1").pool("m").build(), "error:ip_not_allowed"),
+            (svc("ns", "h").ip("2001:db8::1").build(), "error:invalid_request"),
+            (svc("ns", "i").ip("198.51.100.1").ip("198.51.100.2").build(), "error:invalid_request"),
             (svc("ns", "j").build(), "198.51.100.0"),
         ],
     );
@@ -110,10 +76,7 @@ fn specific_requests() {
 
 #[test]
 fn auto_assign_false_is_not_picked_automatically() {
-    check(
-        vec![pool("m", &["203.0.113.0/29"]).manual().build()],
-        &[(svc("ns", "a").build(), "error:no_pool")],
-    );
+    check(vec![pool("m", &["203.0.113.0/29"]).manual().build()], &[(svc("ns", "a").build(), "error:no_pool")]);
 }
 
 #[test]
@@ -124,36 +87,20 @@ fn dual_stack() {
         vec![dual.clone(), v6.clone()],
         &[
             (
-                svc("ns", "a")
-                    .families(FamilyPolicy::RequireDual([Family::V6, Family::V4]))
-                    .build(),
+                svc("ns", "a").families(FamilyPolicy::RequireDual([Family::V6, Family::V4])).build(),
                 "2001:db8::,198.51.100.0",
             ),
             (
-                svc("ns", "b")
-                    .families(FamilyPolicy::PreferDual([Family::V4, Family::V6]))
-                    .build(),
+                svc("ns", "b").families(FamilyPolicy::PreferDual([Family::V4, Family::V6])).build(),
                 "198.51.100.1,2001:db8::1",
             ),
             // The dual pool is out of addresses: PreferDualStack takes what exists.
+            (svc("ns", "c").families(FamilyPolicy::PreferDual([Family::V4, Family::V6])).build(), "2001:db8:1::"),
             (
-                svc("ns", "c")
-                    .families(FamilyPolicy::PreferDual([Family::V4, Family::V6]))
-                    .build(),
-                "2001:db8:1::",
-            ),
-            (
-                svc("ns", "d")
-                    .families(FamilyPolicy::RequireDual([Family::V4, Family::V6]))
-                    .build(),
+                svc("ns", "d").families(FamilyPolicy::RequireDual([Family::V4, Family::V6])).build(),
                 "error:pool_exhausted",
             ),
-            (
-                svc("ns", "e")
-                    .families(FamilyPolicy::Single(Family::V6))
-                    .build(),
-                "2001:db8:1::1",
-            ),
+            (svc("ns", "e").families(FamilyPolicy::Single(Family::V6)).build(), "2001:db8:1::1"),
         ],
     );
     check(
@@ -161,22 +108,15 @@ fn dual_stack() {
         &[
             (svc("ns", "a").build(), "error:family_unavailable"),
             (
-                svc("ns", "b")
-                    .families(FamilyPolicy::RequireDual([Family::V4, Family::V6]))
-                    .build(),
+                svc("ns", "b").families(FamilyPolicy::RequireDual([Family::V4, Family::V6])).build(),
                 "error:family_unavailable",
             ),
         ],
     );
     check(
-        vec![
-            pool("v4", &["198.51.100.0/31"]).build(),
-            pool("v6", &["2001:db8::/127"]).build(),
-        ],
+        vec![pool("v4", &["198.51.100.0/31"]).build(), pool("v6", &["2001:db8::/127"]).build()],
         &[(
-            svc("ns", "b")
-                .families(FamilyPolicy::RequireDual([Family::V4, Family::V6]))
-                .build(),
+            svc("ns", "b").families(FamilyPolicy::RequireDual([Family::V4, Family::V6])).build(),
             "error:no_dual_stack_pool",
         )],
     );
@@ -187,66 +127,25 @@ fn sharing_rules() {
     check(
         vec![pool("a", &["198.51.100.0/30"]).build()],
         &[
-            (
-                svc("ns", "a").share("k").ports(&[80]).build(),
-                "198.51.100.0",
-            ),
-            (
-                svc("ns", "b").share("k").ports(&[443]).build(),
-                "198.51.100.0",
-            ),
+            (svc("ns", "a").share("k").ports(&[80]).build(), "198.51.100.0"),
+            (svc("ns", "b").share("k").ports(&[443]).build(), "198.51.100.0"),
             // Same key, overlapping port: a fresh address.
-            (
-                svc("ns", "c").share("k").ports(&[443]).build(),
-                "198.51.100.1",
-            ),
+            (svc("ns", "c").share("k").ports(&[443]).build(), "198.51.100.1"),
             // Different key: never shares.
-            (
-                svc("ns", "d").share("other").ports(&[22]).build(),
-                "198.51.100.2",
-            ),
-            (
-                svc("ns", "e").ip("198.51.100.0").ports(&[22]).build(),
-                "error:ip_in_use",
-            ),
-            (
-                svc("ns", "f")
-                    .ip("198.51.100.0")
-                    .share("k")
-                    .ports(&[80])
-                    .build(),
-                "error:ip_in_use",
-            ),
-            (
-                svc("ns", "g")
-                    .ip("198.51.100.0")
-                    .share("k")
-                    .ports(&[22])
-                    .build(),
-                "198.51.100.0",
-            ),
+            (svc("ns", "d").share("other").ports(&[22]).build(), "198.51.100.2"),
+            (svc("ns", "e").ip("198.51.100.0").ports(&[22]).build(), "error:ip_in_use"),
+            (svc("ns", "f").ip("198.51.100.0").share("k").ports(&[80]).build(), "error:ip_in_use"),
+            (svc("ns", "g").ip("198.51.100.0").share("k").ports(&[22]).build(), "198.51.100.0"),
         ],
     );
     // externalTrafficPolicy Local: sharing needs the same pods.
     check(
         vec![pool("a", &["198.51.100.0/30"]).build()],
         &[
-            (
-                svc("ns", "a").share("k").ports(&[80]).local("web").build(),
-                "198.51.100.0",
-            ),
-            (
-                svc("ns", "b").share("k").ports(&[81]).local("db").build(),
-                "198.51.100.1",
-            ),
-            (
-                svc("ns", "c").share("k").ports(&[82]).local("web").build(),
-                "198.51.100.0",
-            ),
-            (
-                svc("ns", "d").share("k").ports(&[83]).build(),
-                "198.51.100.2",
-            ),
+            (svc("ns", "a").share("k").ports(&[80]).local("web").build(), "198.51.100.0"),
+            (svc("ns", "b").share("k").ports(&[81]).local("db").build(), "198.51.100.1"),
+            (svc("ns", "c").share("k").ports(&[82]).local("web").build(), "198.51.100.0"),
+            (svc("ns", "d").share("k").ports(&[83]).build(), "198.51.100.2"),
         ],
     );
 }
@@ -262,24 +161,14 @@ fn shared_address_released_only_when_last_holder_leaves() {
     assert_eq!(allocator.usage(&p).0[0].assigned, 1);
     allocator.release(&a.service);
     assert_eq!(allocator.usage(&p).0[0].assigned, 1);
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "c").build()).unwrap(),
-        ["198.51.100.1"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "c").build()).unwrap(), ["198.51.100.1"]);
     allocator.release(&b.service);
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "d").build()).unwrap(),
-        ["198.51.100.0"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "d").build()).unwrap(), ["198.51.100.0"]);
 }
 
 #[test]
 fn service_allocation_priority_and_selectors() {
-    let team = |priority| ServiceAllocation {
-        priority,
-        namespaces: ["team".to_owned()].into(),
-        ..Default::default()
-    };
+    let team = |priority| ServiceAllocation { priority, namespaces: ["team".to_owned()].into(), ..Default::default() };
     let labelled = ServiceAllocation {
         priority: 5,
         namespace_selectors: vec![LabelSelector {
@@ -295,71 +184,33 @@ fn service_allocation_priority_and_selectors() {
     check(
         vec![
             pool("general", &["198.51.100.0/30"]).build(),
-            pool("team-low", &["203.0.113.0/30"])
-                .allocation(team(20))
-                .build(),
-            pool("team-high", &["203.0.113.8/30"])
-                .allocation(team(10))
-                .build(),
-            pool("gold", &["203.0.113.16/30"])
-                .allocation(labelled)
-                .build(),
+            pool("team-low", &["203.0.113.0/30"]).allocation(team(20)).build(),
+            pool("team-high", &["203.0.113.8/30"]).allocation(team(10)).build(),
+            pool("gold", &["203.0.113.16/30"]).allocation(labelled).build(),
         ],
         &[
             (svc("team", "a").build(), "203.0.113.8"),
             (svc("other", "a").build(), "198.51.100.0"),
-            (
-                svc("x", "a")
-                    .ns_label("tier", "gold")
-                    .label("expose", "yes")
-                    .build(),
-                "203.0.113.16",
-            ),
-            (
-                svc("x", "b").ns_label("tier", "gold").build(),
-                "198.51.100.1",
-            ),
+            (svc("x", "a").ns_label("tier", "gold").label("expose", "yes").build(), "203.0.113.16"),
+            (svc("x", "b").ns_label("tier", "gold").build(), "198.51.100.1"),
             // A pool with serviceAllocation serves only matching Services, even when named.
-            (
-                svc("other", "b").pool("team-high").build(),
-                "error:pool_not_allowed",
-            ),
-            (
-                svc("other", "c").ip("203.0.113.9").build(),
-                "error:ip_not_allowed",
-            ),
+            (svc("other", "b").pool("team-high").build(), "error:pool_not_allowed"),
+            (svc("other", "c").ip("203.0.113.9").build(), "error:ip_not_allowed"),
         ],
     );
 }
 
 #[test]
 fn changed_request_moves_and_unchanged_request_keeps() {
-    let mut allocator = Allocator::new([
-        pool("a", &["198.51.100.0/30"]).build(),
-        pool("b", &["203.0.113.0/30"]).manual().build(),
-    ]);
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "a").build()).unwrap(),
-        ["198.51.100.0"]
-    );
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "b").build()).unwrap(),
-        ["198.51.100.1"]
-    );
+    let mut allocator =
+        Allocator::new([pool("a", &["198.51.100.0/30"]).build(), pool("b", &["203.0.113.0/30"]).manual().build()]);
+    assert_eq!(ips(&mut allocator, &svc("ns", "a").build()).unwrap(), ["198.51.100.0"]);
+    assert_eq!(ips(&mut allocator, &svc("ns", "b").build()).unwrap(), ["198.51.100.1"]);
     // Changing ports keeps the address.
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "a").ports(&[81]).build()).unwrap(),
-        ["198.51.100.0"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "a").ports(&[81]).build()).unwrap(), ["198.51.100.0"]);
     // Asking for another pool moves it and frees the old one.
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "a").pool("b").build()).unwrap(),
-        ["203.0.113.0"]
-    );
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "c").build()).unwrap(),
-        ["198.51.100.0"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "a").pool("b").build()).unwrap(), ["203.0.113.0"]);
+    assert_eq!(ips(&mut allocator, &svc("ns", "c").build()).unwrap(), ["198.51.100.0"]);
 }
 
 #[test]
@@ -370,11 +221,7 @@ fn pool_shrink_releases_what_left_the_pool() {
     }
     let released = allocator.set_pools([pool("a", &["198.51.100.0/31"]).build()]);
     assert_eq!(released, vec![svc("ns", "c").build().service]);
-    assert!(
-        allocator
-            .assignment(&svc("ns", "a").build().service)
-            .is_some()
-    );
+    assert!(allocator.assignment(&svc("ns", "a").build().service).is_some());
 }
 
 #[test]
@@ -383,63 +230,32 @@ fn deleting_pool_keeps_holders_but_gives_nothing_new() {
     allocator.assign(&svc("ns", "a").build()).unwrap();
     let released = allocator.set_pools([pool("a", &["198.51.100.0/30"]).deleting().build()]);
     assert!(released.is_empty());
-    assert_eq!(
-        allocator.services_in_pool(&PoolName::new("a")),
-        vec![svc("ns", "a").build().service]
-    );
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "b").build()).unwrap_err(),
-        AllocError::NoPoolAvailable
-    );
+    assert_eq!(allocator.services_in_pool(&PoolName::new("a")), vec![svc("ns", "a").build().service]);
+    assert_eq!(ips(&mut allocator, &svc("ns", "b").build()).unwrap_err(), AllocError::NoPoolAvailable);
     // Restoring after a restart still works for the holder.
     let mut restarted = Allocator::new([pool("a", &["198.51.100.0/30"]).deleting().build()]);
     let ip: IpAddr = "198.51.100.0".parse().unwrap();
-    assert!(
-        restarted
-            .restore(&svc("ns", "a").build(), &[(ip, None)])
-            .is_ok()
-    );
+    assert!(restarted.restore(&svc("ns", "a").build(), &[(ip, None)]).is_ok());
 }
 
 #[test]
 fn restore_refuses_conflicts_and_outsiders() {
     let mut allocator = Allocator::new([pool("a", &["198.51.100.0/30"]).build()]);
     let ip: IpAddr = "198.51.100.1".parse().unwrap();
-    allocator
-        .restore(&svc("ns", "a").build(), &[(ip, None)])
-        .unwrap();
-    assert!(matches!(
-        allocator.restore(&svc("ns", "b").build(), &[(ip, None)]),
-        Err(AllocError::IpInUse { .. })
-    ));
+    allocator.restore(&svc("ns", "a").build(), &[(ip, None)]).unwrap();
+    assert!(matches!(allocator.restore(&svc("ns", "b").build(), &[(ip, None)]), Err(AllocError::IpInUse { .. })));
     let outside: IpAddr = "192.0.2.1".parse().unwrap();
-    assert!(
-        allocator
-            .restore(&svc("ns", "c").build(), &[(outside, None)])
-            .is_err()
-    );
-    assert!(
-        allocator
-            .assignment(&svc("ns", "c").build().service)
-            .is_none()
-    );
+    assert!(allocator.restore(&svc("ns", "c").build(), &[(outside, None)]).is_err());
+    assert!(allocator.assignment(&svc("ns", "c").build().service).is_none());
     // A pending Service never takes the restored address.
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "d").build()).unwrap(),
-        ["198.51.100.0"]
-    );
-    assert_eq!(
-        ips(&mut allocator, &svc("ns", "e").build()).unwrap(),
-        ["198.51.100.2"]
-    );
+    assert_eq!(ips(&mut allocator, &svc("ns", "d").build()).unwrap(), ["198.51.100.0"]);
+    assert_eq!(ips(&mut allocator, &svc("ns", "e").build()).unwrap(), ["198.51.100.2"]);
 }
 
 #[test]
 fn slash_64_counts_are_exact() {
     let mut allocator = Allocator::new([pool("v6", &["2001:db8::/64"]).build()]);
-    let request = svc("ns", "a")
-        .families(FamilyPolicy::Single(Family::V6))
-        .build();
+    let request = svc("ns", "a").families(FamilyPolicy::Single(Family::V6)).build();
     allocator.assign(&request).unwrap();
     let p = allocator.pools().next().unwrap().clone();
     let usage = allocator.usage(&p).0[Family::V6.index()];
@@ -453,11 +269,6 @@ fn error_messages_read_well() {
     allocator.assign(&svc("ns", "a").build()).unwrap();
     let err = allocator.assign(&svc("ns", "b").build()).unwrap_err();
     assert_eq!(err.to_string(), "no free IPv4 address left in pool a");
-    let err = allocator
-        .assign(&svc("ns", "c").ip("198.51.100.0").build())
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "requested IP 198.51.100.0 is in use by ns/a"
-    );
+    let err = allocator.assign(&svc("ns", "c").ip("198.51.100.0").build()).unwrap_err();
+    assert_eq!(err.to_string(), "requested IP 198.51.100.0 is in use by ns/a");
 }

@@ -7,11 +7,7 @@ use super::IntervalSet;
 fn check(ops: &[(bool, u128, u128)], expected: &[(u128, u128)]) {
     let mut set = IntervalSet::new();
     for &(add, s, e) in ops {
-        if add {
-            set.insert(s, e)
-        } else {
-            set.remove(s, e)
-        }
+        if add { set.insert(s, e) } else { set.remove(s, e) }
     }
     assert_eq!(set.iter().collect::<Vec<_>>(), expected);
 }
@@ -24,14 +20,8 @@ fn merges_and_splits() {
     check(&[(true, 0, 10), (false, 3, 4)], &[(0, 2), (5, 10)]);
     check(&[(true, 0, 10), (false, 0, 10)], &[]);
     check(&[(true, 5, 5), (true, 7, 7), (true, 6, 6)], &[(5, 7)]);
-    check(
-        &[(true, u128::MAX - 1, u128::MAX), (true, 0, 0)],
-        &[(0, 0), (u128::MAX - 1, u128::MAX)],
-    );
-    check(
-        &[(true, 0, u128::MAX), (false, 1, 1)],
-        &[(0, 0), (2, u128::MAX)],
-    );
+    check(&[(true, u128::MAX - 1, u128::MAX), (true, 0, 0)], &[(0, 0), (u128::MAX - 1, u128::MAX)]);
+    check(&[(true, 0, u128::MAX), (false, 1, 1)], &[(0, 0), (2, u128::MAX)]);
 }
 
 #[test]

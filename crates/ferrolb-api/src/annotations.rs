@@ -1,0 +1,22 @@
+//! Annotation keys ferrolb reads on Services (its own and MetalLB's, so MetalLB users switch without edits)
+//! and the one it writes.
+
+/// Names the pool a Service wants its address from.
+pub const ADDRESS_POOL: &str = "ferrolb.io/address-pool";
+/// Comma-separated addresses a Service asks for (at most one per family).
+pub const LOAD_BALANCER_IPS: &str = "ferrolb.io/loadBalancerIPs";
+/// The sharing key: Services with equal keys may share an address.
+pub const ALLOW_SHARED_IP: &str = "ferrolb.io/allow-shared-ip";
+/// Written by the controller: the pool(s) the Service's addresses came from.
+pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/ip-allocated-from-pool";
+
+/// Keys accepted for the pool name, in order of precedence.
+pub const ADDRESS_POOL_KEYS: [&str; 3] = [ADDRESS_POOL, "metallb.io/address-pool", "metallb.universe.tf/address-pool"];
+/// Keys accepted for requested addresses, in order of precedence.
+pub const LOAD_BALANCER_IPS_KEYS: [&str; 3] =
+    [LOAD_BALANCER_IPS, "metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"];
+/// Keys accepted for the sharing key, in order of precedence.
+pub const ALLOW_SHARED_IP_KEYS: [&str; 3] =
+    [ALLOW_SHARED_IP, "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"];
+/// The finalizer that holds back deletion of a pool whose addresses are in use.
+pub const POOL_FINALIZER: &str = "ferrolb.io/pool-protection";

@@ -1,0 +1,164 @@
+//! Applies a [`Plan`] to the API server, only while this replica holds the lease.
+//!
+//! Service status is written with a JSON merge patch carrying the resourceVersion the plan was made from, so
+//! a write based on a stale view fails (409) and the next pass decides again. Merge patches rather than
+//! server-side apply: `ingress` is an atomic list, and a merge patch replaces or clears it exactly even when
+//! another manager (MetalLB, before a migration) wrote it first.
+
+use futures::{StreamExt, stream};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+use ferrolb_api::ALLOCATED_FROM_POOL;
+use ferrolb_api::k8s::{ObjectReference, Service};
+use ferrolb_api::IPAddressPool;
+
+use crate::lease::Leadership;
+use crate::metrics::{Metrics, ReasonLabels};
+use crate::plan::{FinalizerWrite, Plan, PoolStatusWrite, ServiceEvent, ServiceWrite, State};
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "ferrolb-controller";
+/// Writes in flight at once (the API server handles these in parallel).
+const CONCURRENT_WRITES: usize = 32;
+
+/// Executes plans.
+pub struct Applier {
+    pub(crate) client: kube::Client,
+    pub(crate) recorder: Recorder,
+    pub(crate) leadership: Leadership,
+    pub(crate) metrics: Metrics,
+}
+
+fn params() -> PatchParams {
+    PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() }
+}
+
+impl Applier {
+    /// Applies `plan`; failed writes are forgotten in `state` so the next pass retries them.
+    pub async fn apply(&self, plan: Plan, state: &mut State) {
+        let failed: Vec<ServiceWrite> = stream::iter(plan.services)
+            .map(|w| async move { if self.write_service(&w).await { None } else { Some(w) } })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        for w in failed {
+            state.forget_service_write(&w.key);
+        }
+        stream::iter(plan.events).for_each_concurrent(CONCURRENT_WRITES, |e| self.publish(e)).await;
+        for write in plan.pool_statuses {
+            if !self.write_pool_status(&write).await {
+                state.forget_pool_write(&write.name);
+            }
+        }
+        for write in plan.finalizers {
+            self.write_finalizers(&write).await;
+        }
+    }
+
+    fn failed(&self, reason: &'static str, what: &str, error: &kube::Error) {
+        self.metrics.write_failures.get_or_create(&ReasonLabels { reason }).inc();
+        match error {
+            kube::Error::Api(s) if s.code == 409 => debug!(%what, "conflict; the next pass decides again"),
+            _ => warn!(%what, error = %error, "write failed; will retry"),
+        }
+    }
+
+    async fn write_service(&self, write: &ServiceWrite) -> bool {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), write.key.namespace());
+        let name = write.key.name();
+        if write.write_status {
+            if !self.leadership.is_leader() {
+                return false;
+            }
+            let ingress: Value = if write.ingress.is_empty() {
+                Value::Null
+            } else {
+                write.ingress.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": write.ip_mode })).collect()
+            };
+            let body = json!({
+                "metadata": { "resourceVersion": write.resource_version },
+                "status": { "loadBalancer": { "ingress": ingress } },
+            });
+            match api.patch_status(name, &params(), &Patch::Merge(&body)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => return true,
+                Err(e) => {
+                    self.failed("service_status", &write.key.to_string(), &e);
+                    return false;
+                }
+            }
+        }
+        if let Some(annotation) = &write.pool_annotation {
+            if !self.leadership.is_leader() {
+                return false;
+            }
+            let body = json!({ "metadata": { "annotations": { ALLOCATED_FROM_POOL: annotation } } });
+            match api.patch(name, &params(), &Patch::Merge(&body)).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => return true,
+                Err(e) => {
+                    self.failed("service_annotation", &write.key.to_string(), &e);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn publish(&self, event: ServiceEvent) {
+        if !self.leadership.is_leader() {
+            return;
+        }
+        let reference = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Service".to_owned()),
+            name: Some(event.key.name().to_owned()),
+            namespace: Some(event.key.namespace().to_owned()),
+            uid: event.uid.clone(),
+            ..Default::default()
+        };
+        let ev = Event {
+            type_: if event.warning { EventType::Warning } else { EventType::Normal },
+            reason: event.reason.clone(),
+            note: Some(event.note.clone()),
+            action: "Allocate".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            self.failed("event", &event.key.to_string(), &e);
+        }
+    }
+
+    async fn write_pool_status(&self, write: &PoolStatusWrite) -> bool {
+        if !self.leadership.is_leader() {
+            return false;
+        }
+        let api: Api<IPAddressPool> = Api::all(self.client.clone());
+        let body = json!({ "status": write.status });
+        match api.patch_status(&write.name, &params(), &Patch::Merge(&body)).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) if s.code == 404 => true,
+            Err(e) => {
+                self.failed("pool_status", &write.name, &e);
+                false
+            }
+        }
+    }
+
+    async fn write_finalizers(&self, write: &FinalizerWrite) {
+        if !self.leadership.is_leader() {
+            return;
+        }
+        let api: Api<IPAddressPool> = Api::all(self.client.clone());
+        let body = json!({ "metadata": { "resourceVersion": write.resource_version, "finalizers": write.finalizers } });
+        if let Err(e) = api.patch(&write.name, &params(), &Patch::Merge(&body)).await {
+            if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                self.failed("pool_finalizer", &write.name, &e);
+            }
+        }
+    }
+}

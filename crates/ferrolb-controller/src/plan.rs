@@ -1,0 +1,332 @@
+//! One reconcile pass as a pure function: from a snapshot of the cluster and the leader's allocator state to
+//! a [`Plan`] of writes. No I/O here, so every rule is testable without an API server.
+//!
+//! The pass is level-based: it looks at every Service and pool each time. Deleted objects simply are not in
+//! the snapshot, so their addresses are released; nothing depends on having seen a delete event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ferrolb_api::k8s::{ResourceExt, Service, Time};
+use ferrolb_api::{IPAddressPool, IPAddressPoolStatus, POOL_FINALIZER};
+use ferrolb_ipam::{AllocError, Allocator, Labels, Pool, PoolName, PoolUsage, ServiceKey};
+
+use crate::config::Config;
+use crate::pool::{PoolFacts, desired_status, overlaps, pool_from_resource};
+use crate::service::{is_handled, key_of, recorded_pools, request_from_service, status_ip_modes, status_ips};
+
+/// What the cluster looks like, from the reflector stores.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every Service (handled or not).
+    pub services: Vec<Arc<Service>>,
+    /// Every pool.
+    pub pools: Vec<Arc<IPAddressPool>>,
+    /// Labels of every namespace.
+    pub namespace_labels: HashMap<String, Labels>,
+}
+
+/// The last outcome reported for a Service, so Events are sent on change only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Assigned(Vec<IpAddr>),
+    Failed(String),
+}
+
+/// The leader's state across passes. A replica that becomes leader starts from a fresh one, which makes the
+/// first pass restore every address in Service status before allocating anything new.
+#[derive(Debug, Default)]
+pub struct State {
+    allocator: Allocator,
+    pools: Option<Vec<Pool>>,
+    restored: bool,
+    outcomes: HashMap<ServiceKey, Outcome>,
+    /// Service writes sent but not yet seen in the store, so a stale store does not cause a second write.
+    written: HashMap<ServiceKey, ServiceWrite>,
+    /// Pool statuses sent but not yet seen in the store.
+    pool_written: HashMap<String, IPAddressPoolStatus>,
+}
+
+impl State {
+    /// Forgets a Service write that failed, so the next pass retries it.
+    pub fn forget_service_write(&mut self, key: &ServiceKey) {
+        self.written.remove(key);
+    }
+
+    /// Forgets a pool status write that failed.
+    pub fn forget_pool_write(&mut self, name: &str) {
+        self.pool_written.remove(name);
+    }
+
+    /// The allocator (for `ferrolb status` and metrics).
+    pub fn allocator(&self) -> &Allocator {
+        &self.allocator
+    }
+}
+
+/// A write of one Service's status and pool annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceWrite {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Its resourceVersion when planned (a precondition for the status write).
+    pub resource_version: Option<String>,
+    /// `status.loadBalancer.ingress` addresses (empty: pending).
+    pub ingress: Vec<IpAddr>,
+    /// The `ipMode` for every address.
+    pub ip_mode: &'static str,
+    /// Whether the status must be written.
+    pub write_status: bool,
+    /// The pool annotation to set (`None`: remove), if it must be written.
+    pub pool_annotation: Option<Option<String>>,
+}
+
+/// An Event on a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Its uid.
+    pub uid: Option<String>,
+    /// Warning (else Normal).
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// The message for a person.
+    pub note: String,
+}
+
+/// A pool status to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolStatusWrite {
+    /// The pool.
+    pub name: String,
+    /// The full status.
+    pub status: IPAddressPoolStatus,
+}
+
+/// A pool finalizer change: the full finalizer list to write, with the resourceVersion it was based on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizerWrite {
+    /// The pool.
+    pub name: String,
+    /// The resourceVersion planned against.
+    pub resource_version: Option<String>,
+    /// The new finalizer list.
+    pub finalizers: Vec<String>,
+}
+
+/// Everything one pass wants written, plus figures for metrics.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Service status and annotation writes.
+    pub services: Vec<ServiceWrite>,
+    /// Events to publish.
+    pub events: Vec<ServiceEvent>,
+    /// Pool status writes.
+    pub pool_statuses: Vec<PoolStatusWrite>,
+    /// Pool finalizer writes.
+    pub finalizers: Vec<FinalizerWrite>,
+    /// New successful allocations in this pass.
+    pub n_allocated: u64,
+    /// Failure labels of Services newly failing in this pass.
+    pub failures: Vec<&'static str>,
+    /// Usage of every valid pool.
+    pub usage: BTreeMap<String, PoolUsage>,
+}
+
+/// Computes one pass. `state` is updated as if every write succeeds; failed writes are reported back with
+/// [`State::forget_service_write`] / [`State::forget_pool_write`].
+pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time) -> Plan {
+    let mut plan = Plan::default();
+
+    // Pools: parse, and hand the valid ones to the allocator when they changed.
+    let mut invalid: HashMap<String, String> = HashMap::new();
+    let mut pools = Vec::new();
+    for resource in &snapshot.pools {
+        match pool_from_resource(resource) {
+            Ok(pool) => pools.push(pool),
+            Err(why) => {
+                invalid.insert(resource.name_any(), why);
+            }
+        }
+    }
+    if state.pools.as_ref() != Some(&pools) {
+        state.allocator.set_pools(pools.clone());
+        state.pools = Some(pools);
+    }
+
+    let empty = Labels::new();
+    let mut handled: Vec<&Arc<Service>> = snapshot.services.iter().filter(|s| is_handled(s, config)).collect();
+    handled.sort_by(|a, b| {
+        let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        ta.cmp(&tb).then_with(|| key_of(a).cmp(&key_of(b)))
+    });
+    let requests: Vec<(&Arc<Service>, Result<ferrolb_ipam::Request, AllocError>)> = handled
+        .iter()
+        .map(|s| {
+            let labels = snapshot.namespace_labels.get(&s.namespace().unwrap_or_default()).unwrap_or(&empty);
+            (*s, request_from_service(s, labels))
+        })
+        .collect();
+
+    // First pass as leader: take back every address already published, before anything new is handed out.
+    if !state.restored {
+        for (service, request) in &requests {
+            let ips = status_ips(service);
+            let Ok(request) = request else { continue };
+            if ips.is_empty() {
+                continue;
+            }
+            let hints: Vec<Option<PoolName>> =
+                recorded_pools(service).map(|p| p.split(',').map(|n| Some(PoolName::new(n.trim()))).collect()).unwrap_or_default();
+            let with_hints: Vec<(IpAddr, Option<PoolName>)> =
+                ips.iter().enumerate().map(|(i, ip)| (*ip, hints.get(i).cloned().flatten())).collect();
+            if let Ok(assignment) = state.allocator.restore(request, &with_hints) {
+                state.outcomes.insert(request.service.clone(), Outcome::Assigned(assignment.ips().collect()));
+            }
+        }
+        state.restored = true;
+    }
+
+    // Release what is no longer asked for: deleted Services, other types or classes, unparseable requests.
+    let live: std::collections::HashSet<ServiceKey> =
+        requests.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| key_of(s)).collect();
+    let gone: Vec<ServiceKey> = state.allocator.assignments().map(|(k, _)| k.clone()).filter(|k| !live.contains(k)).collect();
+    for key in gone {
+        state.allocator.release(&key);
+    }
+    let present: std::collections::HashSet<ServiceKey> = requests.iter().map(|(s, _)| key_of(s)).collect();
+    state.outcomes.retain(|k, _| present.contains(k));
+
+    for (service, request) in &requests {
+        let key = key_of(service);
+        let result: Result<(Vec<IpAddr>, String), AllocError> = match request {
+            Ok(request) => state.allocator.assign(request).map(|a| {
+                let names: Vec<&str> = a.pools().into_iter().map(PoolName::as_str).collect();
+                (a.ips().collect(), names.join(","))
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        let outcome = match &result {
+            Ok((ips, _)) => Outcome::Assigned(ips.clone()),
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        if state.outcomes.get(&key) != Some(&outcome) {
+            let uid = service.metadata.uid.clone();
+            let event = match &result {
+                Ok((ips, pools)) => {
+                    plan.n_allocated += 1;
+                    let list: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+                    let note = format!("assigned {} from pool {pools}", list.join(", "));
+                    ServiceEvent { key: key.clone(), uid, warning: false, reason: "IPAllocated".to_owned(), note }
+                }
+                Err(e) => {
+                    plan.failures.push(e.label());
+                    ServiceEvent { key: key.clone(), uid, warning: true, reason: e.reason().to_owned(), note: e.to_string() }
+                }
+            };
+            plan.events.push(event);
+            state.outcomes.insert(key.clone(), outcome);
+        }
+        let (ips, pools) = match result {
+            Ok((ips, pools)) => (ips, Some(pools)),
+            Err(_) => (Vec::new(), None),
+        };
+        push_service_write(state, &mut plan, service, ips, pools, config);
+    }
+
+    // Services we once gave an address to but no longer handle (type or class changed): clear what we wrote.
+    for service in snapshot.services.iter().filter(|s| !is_handled(s, config) && recorded_pools(s).is_some()) {
+        push_service_write(state, &mut plan, service, Vec::new(), None, config);
+    }
+
+    plan_pools(state, &mut plan, snapshot, &invalid, now);
+    plan
+}
+
+fn push_service_write(
+    state: &mut State,
+    plan: &mut Plan,
+    service: &Service,
+    ingress: Vec<IpAddr>,
+    pool_annotation: Option<String>,
+    config: &Config,
+) {
+    let key = key_of(service);
+    let ip_mode = config.ip_mode.as_str();
+    let current_ips = status_ips(service);
+    let modes_ok = status_ip_modes(service).iter().all(|m| m.as_deref() == Some(ip_mode));
+    let write_status = current_ips != ingress || (!ingress.is_empty() && !modes_ok);
+    let current_annotation = recorded_pools(service).map(str::to_owned);
+    let write_annotation = current_annotation != pool_annotation;
+    if !write_status && !write_annotation {
+        state.written.remove(&key);
+        return;
+    }
+    let write = ServiceWrite {
+        key: key.clone(),
+        resource_version: service.metadata.resource_version.clone(),
+        ingress,
+        ip_mode,
+        write_status,
+        pool_annotation: write_annotation.then_some(pool_annotation),
+    };
+    let same_as_sent = state.written.get(&key).is_some_and(|w| {
+        w.ingress == write.ingress && w.write_status == write.write_status && w.pool_annotation == write.pool_annotation
+    });
+    if same_as_sent {
+        return;
+    }
+    state.written.insert(key, write.clone());
+    plan.services.push(write);
+}
+
+fn plan_pools(state: &mut State, plan: &mut Plan, snapshot: &Snapshot, invalid: &HashMap<String, String>, now: &Time) {
+    let resources: Vec<&IPAddressPool> = snapshot.pools.iter().map(|p| p.as_ref()).collect();
+    let overlaps = overlaps(&resources);
+    let no_overlaps = Vec::new();
+    for resource in &snapshot.pools {
+        let name = resource.name_any();
+        let pool_name = PoolName::new(&name);
+        let pool = state.allocator.pools().find(|p| p.name() == &pool_name).cloned();
+        let usage = pool.as_ref().map(|p| state.allocator.usage(p)).unwrap_or_default();
+        let holders = state.allocator.services_in_pool(&pool_name);
+        let deleting = resource.metadata.deletion_timestamp.is_some();
+        if pool.is_some() {
+            plan.usage.insert(name.clone(), usage);
+        }
+        let facts = PoolFacts {
+            invalid: invalid.get(&name).map(String::as_str),
+            usage,
+            overlaps: overlaps.get(&name).unwrap_or(&no_overlaps),
+            holders: &holders,
+            deleting,
+        };
+        let current = resource.status.as_ref();
+        let desired = desired_status(current, &facts, resource.metadata.generation, now);
+        if current == Some(&desired) {
+            state.pool_written.remove(&name);
+        } else if state.pool_written.get(&name) != Some(&desired) {
+            state.pool_written.insert(name.clone(), desired.clone());
+            plan.pool_statuses.push(PoolStatusWrite { name: name.clone(), status: desired });
+        }
+
+        let finalizers = resource.finalizers().to_vec();
+        let has = finalizers.iter().any(|f| f == POOL_FINALIZER);
+        if !deleting && !has {
+            let mut with = finalizers.clone();
+            with.push(POOL_FINALIZER.to_owned());
+            plan.finalizers.push(FinalizerWrite { name, resource_version: resource.resource_version(), finalizers: with });
+        } else if deleting && has && holders.is_empty() {
+            let without = finalizers.into_iter().filter(|f| f != POOL_FINALIZER).collect();
+            plan.finalizers.push(FinalizerWrite { name, resource_version: resource.resource_version(), finalizers: without });
+        }
+    }
+    state.pool_written.retain(|name, _| snapshot.pools.iter().any(|p| p.name_any() == *name));
+}
+
+#[cfg(test)]
+mod tests;

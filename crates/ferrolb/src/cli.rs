@@ -1,0 +1,97 @@
+//! Command-line flags of every subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ferrolb: LoadBalancer Services for bare-metal Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "ferrolb", version, about)]
+pub struct Cli {
+    /// Logging flags.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Allocate external IPs to LoadBalancer Services (one active replica, Lease-based leader election).
+    Controller(ControllerArgs),
+    /// Print every CRD as YAML (or write them to a directory).
+    Crds(CrdsArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging flags, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FERROLB_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `ferrolb=debug,kube=info`).
+    #[arg(long, global = true, default_value = "info", env = "FERROLB_LOG")]
+    pub log_level: String,
+}
+
+/// Flags of `ferrolb crds`.
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into this directory instead of printing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Flags of `ferrolb controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` server.
+    #[arg(long, default_value = "0.0.0.0:7472", env = "FERROLB_METRICS_ADDRESS")]
+    pub metrics_address: SocketAddr,
+    /// The loadBalancerClass handled.
+    #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// Leave Services without a loadBalancerClass alone (by default they are handled).
+    #[arg(long)]
+    pub ignore_unclassed: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, default_value = "ferrolb-system", env = "POD_NAMESPACE")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ferrolb-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease; default: the host name plus the process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a Lease is valid without renewal; a new leader takes over after at most this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+}
+
+/// Parses `15s`, `500ms`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 15s, 500ms or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?} has an unknown unit; use ms, s or m")),
+    }
+}

@@ -57,10 +57,11 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
 	GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
-	for cmd in kube-apiserver kube-controller-manager kube-proxy; do
+	for cmd in "${@:3}"; do
 		log "building $cmd (first run only; several minutes)"
 		GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" || return 1
 	done
@@ -97,7 +98,8 @@ GO
 ensure_tools() {
 	local cache_bin="$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin"
 	local need=()
-	for t in etcd kube-apiserver kube-controller-manager kube-proxy; do
+	# FERROLB_TOOLS narrows the set (e.g. "kubectl" on a machine without one).
+	for t in ${FERROLB_TOOLS:-etcd kube-apiserver kube-controller-manager kube-proxy}; do
 		[[ -x "$(tool_path "$t")" ]] || need+=("$t")
 	done
 	[[ ${#need[@]} -eq 0 ]] && return 0
@@ -107,7 +109,9 @@ ensure_tools() {
 	# Build into a staging dir and move into place, so an interrupted build never leaves a half binary cached.
 	local stage="$work/out"; mkdir -p "$stage"
 	if [[ " ${need[*]} " == *" etcd "* ]]; then (_build_etcd "$stage" "$work") || die "building etcd failed"; fi
-	if [[ " ${need[*]} " == *" kube-"* ]]; then (_build_kubernetes "$stage" "$work") || die "building kubernetes failed"; fi
+	local kube=()
+	for t in "${need[@]}"; do [[ "$t" == kube* ]] && kube+=("$t"); done
+	if [[ ${#kube[@]} -gt 0 ]]; then (_build_kubernetes "$stage" "$work" "${kube[@]}") || die "building kubernetes failed"; fi
 	for t in "${need[@]}"; do mv -f "$stage/$t" "$cache_bin/$t"; done
 	rm -rf "$work"
 	log "tools cached in $cache_bin"

@@ -1,1 +1,16 @@
+//! The end-to-end harness: a real control plane per test (etcd + kube-apiserver, optionally
+//! kube-controller-manager) started with `hack/control-plane`, the real `ferrolb` binary as a process, and
+//! helpers to wait on conditions. Everything is torn down on drop, also when a test panics.
 
+pub mod control_plane;
+pub mod controller;
+pub mod wait;
+
+pub use control_plane::ControlPlane;
+pub use controller::ControllerProcess;
+pub use wait::wait_for;
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}

@@ -32,13 +32,13 @@ pub const DEFAULT_LOAD_BALANCER_CLASS: &str = "ferrolb.io/lb";
 pub mod k8s {
     pub use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
     pub use k8s_openapi::api::core::v1::{
-        ObjectReference,
-        LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, Service, ServicePort, ServiceSpec, ServiceStatus,
+        LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, ObjectReference, Service, ServicePort, ServiceSpec,
+        ServiceStatus,
     };
+    pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
         Condition, LabelSelector, LabelSelectorRequirement, MicroTime, ObjectMeta, Time,
     };
-    pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     pub use k8s_openapi::jiff;
     pub use k8s_openapi::{self, ByteString};
     pub use kube::{self, CustomResourceExt, Resource, ResourceExt};

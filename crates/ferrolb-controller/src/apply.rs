@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use ferrolb_api::ALLOCATED_FROM_POOL;
-use ferrolb_api::k8s::{ObjectReference, Service};
 use ferrolb_api::IPAddressPool;
+use ferrolb_api::k8s::{ObjectReference, Service};
 
 use crate::lease::Leadership;
 use crate::metrics::{Metrics, ReasonLabels};
@@ -155,10 +155,10 @@ impl Applier {
         }
         let api: Api<IPAddressPool> = Api::all(self.client.clone());
         let body = json!({ "metadata": { "resourceVersion": write.resource_version, "finalizers": write.finalizers } });
-        if let Err(e) = api.patch(&write.name, &params(), &Patch::Merge(&body)).await {
-            if !matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                self.failed("pool_finalizer", &write.name, &e);
-            }
+        if let Err(e) = api.patch(&write.name, &params(), &Patch::Merge(&body)).await
+            && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+        {
+            self.failed("pool_finalizer", &write.name, &e);
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use ferrolb_api::k8s::{Lease, MicroTime, ResourceExt, jiff};
 use ferrolb_api::k8s::LeaseSpec;
+use ferrolb_api::k8s::{Lease, MicroTime, ResourceExt, jiff};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokio::sync::watch;
@@ -123,7 +123,11 @@ pub fn spawn(
 }
 
 /// One election round; `Ok(true)` when we hold the lease afterwards.
-async fn elect_once(api: &Api<Lease>, config: &LeaseConfig, observed: &mut Option<(Option<String>, Instant)>) -> Result<bool> {
+async fn elect_once(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    observed: &mut Option<(Option<String>, Instant)>,
+) -> Result<bool> {
     let now = MicroTime(jiff::Timestamp::now());
     let seconds = i32::try_from(config.duration.as_secs()).unwrap_or(i32::MAX).max(1);
     let Some(mut lease) = api.get_opt(&config.name).await? else {
@@ -198,7 +202,11 @@ mod tests {
     use super::{Step, decide};
 
     fn spec(holder: Option<&str>, seconds: i32) -> LeaseSpec {
-        LeaseSpec { holder_identity: holder.map(str::to_owned), lease_duration_seconds: Some(seconds), ..Default::default() }
+        LeaseSpec {
+            holder_identity: holder.map(str::to_owned),
+            lease_duration_seconds: Some(seconds),
+            ..Default::default()
+        }
     }
 
     #[test]

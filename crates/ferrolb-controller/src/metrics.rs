@@ -60,12 +60,20 @@ impl Metrics {
         };
         let r = registry.sub_registry_with_prefix("ferrolb_controller");
         r.register("pool_addresses", "Addresses a pool can hand out", metrics.pool_addresses.clone());
-        r.register("pool_addresses_in_use", "Addresses of a pool held by Services", metrics.pool_addresses_in_use.clone());
+        r.register(
+            "pool_addresses_in_use",
+            "Addresses of a pool held by Services",
+            metrics.pool_addresses_in_use.clone(),
+        );
         r.register("allocations", "Services that got addresses", metrics.allocations.clone());
         r.register("allocation_failures", "Allocation failures by reason", metrics.allocation_failures.clone());
         r.register("write_failures", "Failed API writes by reason", metrics.write_failures.clone());
         r.register("reconcile_passes", "Reconcile passes run", metrics.passes.clone());
-        r.register("reconcile_pass_seconds", "Duration of a reconcile pass with its writes", metrics.pass_seconds.clone());
+        r.register(
+            "reconcile_pass_seconds",
+            "Duration of a reconcile pass with its writes",
+            metrics.pass_seconds.clone(),
+        );
         r.register("leader", "1 while this replica holds the lease", metrics.leader.clone());
         metrics
     }

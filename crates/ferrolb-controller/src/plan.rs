@@ -180,8 +180,9 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
             if ips.is_empty() {
                 continue;
             }
-            let hints: Vec<Option<PoolName>> =
-                recorded_pools(service).map(|p| p.split(',').map(|n| Some(PoolName::new(n.trim()))).collect()).unwrap_or_default();
+            let hints: Vec<Option<PoolName>> = recorded_pools(service)
+                .map(|p| p.split(',').map(|n| Some(PoolName::new(n.trim()))).collect())
+                .unwrap_or_default();
             let with_hints: Vec<(IpAddr, Option<PoolName>)> =
                 ips.iter().enumerate().map(|(i, ip)| (*ip, hints.get(i).cloned().flatten())).collect();
             if let Ok(assignment) = state.allocator.restore(request, &with_hints) {
@@ -194,7 +195,8 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
     // Release what is no longer asked for: deleted Services, other types or classes, unparseable requests.
     let live: std::collections::HashSet<ServiceKey> =
         requests.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| key_of(s)).collect();
-    let gone: Vec<ServiceKey> = state.allocator.assignments().map(|(k, _)| k.clone()).filter(|k| !live.contains(k)).collect();
+    let gone: Vec<ServiceKey> =
+        state.allocator.assignments().map(|(k, _)| k.clone()).filter(|k| !live.contains(k)).collect();
     for key in gone {
         state.allocator.release(&key);
     }
@@ -225,7 +227,13 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
                 }
                 Err(e) => {
                     plan.failures.push(e.label());
-                    ServiceEvent { key: key.clone(), uid, warning: true, reason: e.reason().to_owned(), note: e.to_string() }
+                    ServiceEvent {
+                        key: key.clone(),
+                        uid,
+                        warning: true,
+                        reason: e.reason().to_owned(),
+                        note: e.to_string(),
+                    }
                 }
             };
             plan.events.push(event);
@@ -319,10 +327,18 @@ fn plan_pools(state: &mut State, plan: &mut Plan, snapshot: &Snapshot, invalid: 
         if !deleting && !has {
             let mut with = finalizers.clone();
             with.push(POOL_FINALIZER.to_owned());
-            plan.finalizers.push(FinalizerWrite { name, resource_version: resource.resource_version(), finalizers: with });
+            plan.finalizers.push(FinalizerWrite {
+                name,
+                resource_version: resource.resource_version(),
+                finalizers: with,
+            });
         } else if deleting && has && holders.is_empty() {
             let without = finalizers.into_iter().filter(|f| f != POOL_FINALIZER).collect();
-            plan.finalizers.push(FinalizerWrite { name, resource_version: resource.resource_version(), finalizers: without });
+            plan.finalizers.push(FinalizerWrite {
+                name,
+                resource_version: resource.resource_version(),
+                finalizers: without,
+            });
         }
     }
     state.pool_written.retain(|name, _| snapshot.pools.iter().any(|p| p.name_any() == *name));

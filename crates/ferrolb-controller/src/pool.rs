@@ -8,8 +8,7 @@ use ferrolb_api::{
     CONDITION_DELETION_BLOCKED, CONDITION_OVERLAPPING, CONDITION_READY, IPAddressPool, IPAddressPoolStatus,
 };
 use ferrolb_ipam::{
-    AddressRange, LabelSelector, Pool, PoolConfig, PoolName, PoolUsage, Requirement, ServiceAllocation,
-    ServiceKey,
+    AddressRange, LabelSelector, Pool, PoolConfig, PoolName, PoolUsage, Requirement, ServiceAllocation, ServiceKey,
 };
 
 /// Converts a Kubernetes label selector; an unknown operator is an error (the pool is then not used).
@@ -99,12 +98,19 @@ pub struct PoolFacts<'a> {
 
 /// The status a pool should have. Conditions keep their `lastTransitionTime` while their status is unchanged,
 /// so equal facts give an equal status and nothing is written.
-pub fn desired_status(current: Option<&IPAddressPoolStatus>, facts: &PoolFacts<'_>, generation: Option<i64>, now: &Time) -> IPAddressPoolStatus {
+pub fn desired_status(
+    current: Option<&IPAddressPoolStatus>,
+    facts: &PoolFacts<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) -> IPAddressPoolStatus {
     let [v4, v6] = facts.usage.0;
     let mut conditions = Vec::new();
     let (ready, reason, message) = match facts.invalid {
         Some(why) => ("False", "InvalidAddresses", why.to_owned()),
-        None if facts.deleting => ("False", "Deleting", "the pool is being deleted; no new addresses are handed out".to_owned()),
+        None if facts.deleting => {
+            ("False", "Deleting", "the pool is being deleted; no new addresses are handed out".to_owned())
+        }
         None => ("True", "Ready", format!("{} IPv4 and {} IPv6 addresses free", v4.available(), v6.available())),
     };
     conditions.push((CONDITION_READY, ready, reason, message));
@@ -149,4 +155,3 @@ pub fn desired_status(current: Option<&IPAddressPoolStatus>, facts: &PoolFacts<'
         conditions,
     }
 }
-

@@ -71,7 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Builds a request of one of several shapes for service `i`.
 fn request(i: usize, shape: u8, ip: u8, port: u16) -> Request {
-    let namespace = if i % 3 == 0 { "team" } else { "ns" };
+    let namespace = if i.is_multiple_of(3) { "team" } else { "ns" };
     let mut b = svc(namespace, &format!("s{i}")).ports(&[port]);
     b = match shape % 4 {
         0 => b,
@@ -156,7 +156,8 @@ fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
 /// Rebuilding from the current assignments, as a restarted controller does, gives the same state.
 fn check_rebuild(allocator: &Allocator) -> Result<(), TestCaseError> {
     let mut rebuilt = Allocator::new(allocator.pools().cloned());
-    let mut existing: Vec<(Request, Vec<(IpAddr, Option<PoolName>)>)> = allocator
+    type Existing = Vec<(Request, Vec<(IpAddr, Option<PoolName>)>)>;
+    let mut existing: Existing = allocator
         .assignments()
         .map(|(_, a)| (a.request().clone(), a.ips_with_pools().iter().map(|(ip, p)| (*ip, Some(p.clone()))).collect()))
         .collect();

@@ -20,7 +20,9 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube
             let file = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?
         }
-        None => kube::Config::infer().await.context("finding cluster configuration (in-cluster, KUBECONFIG, ~/.kube/config)")?,
+        None => kube::Config::infer()
+            .await
+            .context("finding cluster configuration (in-cluster, KUBECONFIG, ~/.kube/config)")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
@@ -48,7 +50,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let server = tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), health.clone(), stop_rx.clone()));
+    let server =
+        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), health.clone(), stop_rx.clone()));
     let controller = tokio::spawn(ferrolb_controller::run(client, config, metrics, health, stop_rx));
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

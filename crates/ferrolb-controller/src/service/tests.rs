@@ -44,10 +44,8 @@ fn class_filtering() {
     assert!(is_handled(&ours, &config(false)));
     let other = service(&[], ServiceSpec { load_balancer_class: Some("other/lb".into()), ..Default::default() });
     assert!(!is_handled(&other, &config(true)));
-    let cluster_ip = Service {
-        spec: Some(ServiceSpec { type_: Some("ClusterIP".into()), ..Default::default() }),
-        ..plain.clone()
-    };
+    let cluster_ip =
+        Service { spec: Some(ServiceSpec { type_: Some("ClusterIP".into()), ..Default::default() }), ..plain.clone() };
     assert!(!is_handled(&cluster_ip, &config(true)));
 }
 
@@ -56,7 +54,11 @@ fn annotations_and_metallb_equivalents() {
     let labels = BTreeMap::new();
     let ours = service(
         &[("ferrolb.io/address-pool", "gold"), ("ferrolb.io/loadBalancerIPs", "198.51.100.7, 2001:db8::7")],
-        ServiceSpec { ip_families: Some(vec!["IPv4".into(), "IPv6".into()]), ip_family_policy: Some("RequireDualStack".into()), ..Default::default() },
+        ServiceSpec {
+            ip_families: Some(vec!["IPv4".into(), "IPv6".into()]),
+            ip_family_policy: Some("RequireDualStack".into()),
+            ..Default::default()
+        },
     );
     let request = request_from_service(&ours, &labels).unwrap();
     assert_eq!(request.pool, Some(PoolName::new("gold")));

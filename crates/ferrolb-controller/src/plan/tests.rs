@@ -1,0 +1,153 @@
+use std::sync::Arc;
+
+use ferrolb_api::k8s::{
+    LoadBalancerIngress, LoadBalancerStatus, ObjectMeta, Service, ServicePort, ServiceSpec, ServiceStatus, Time, jiff,
+};
+use ferrolb_api::{IPAddressPool, IPAddressPoolSpec};
+
+use super::{Snapshot, State, plan};
+use crate::config::{Config, IpMode};
+
+fn config() -> Config {
+    Config {
+        load_balancer_class: "ferrolb.io/lb".into(),
+        handle_unclassed: true,
+        ip_mode: IpMode::Vip,
+        lease_namespace: "x".into(),
+        lease_name: "x".into(),
+        identity: "x".into(),
+        lease_duration: std::time::Duration::from_secs(15),
+    }
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::from_second(1_800_000_000).unwrap())
+}
+
+fn pool(name: &str, addresses: &[&str]) -> Arc<IPAddressPool> {
+    Arc::new(IPAddressPool::new(
+        name,
+        IPAddressPoolSpec {
+            addresses: addresses.iter().map(|s| s.to_string()).collect(),
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            service_allocation: None,
+        },
+    ))
+}
+
+/// A LoadBalancer Service created at `created` seconds, optionally already holding `ip` in status.
+fn svc(name: &str, created: i64, ip: Option<&str>) -> Arc<Service> {
+    Arc::new(Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            creation_timestamp: Some(Time(jiff::Timestamp::from_second(created).unwrap())),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            ports: Some(vec![ServicePort { port: 80, ..Default::default() }]),
+            ..Default::default()
+        }),
+        status: ip.map(|ip| ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: Some(ip.into()),
+                    ip_mode: Some("VIP".into()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        }),
+    })
+}
+
+fn planned_ips(plan: &super::Plan, name: &str) -> Option<Vec<String>> {
+    plan.services.iter().find(|w| w.key.name() == name).map(|w| w.ingress.iter().map(|ip| ip.to_string()).collect())
+}
+
+#[test]
+fn restores_published_addresses_before_allocating() {
+    // "new" was created first but is pending; "old" already holds .0 in status (from a previous leader).
+    let snapshot = Snapshot {
+        services: vec![svc("new", 1, None), svc("old", 2, Some("198.51.100.0"))],
+        pools: vec![pool("p", &["198.51.100.0/30"])],
+        namespace_labels: Default::default(),
+    };
+    let mut state = State::default();
+    let plan = plan(&mut state, &snapshot, &config(), &now());
+    assert_eq!(planned_ips(&plan, "new"), Some(vec!["198.51.100.1".to_owned()]));
+    // "old" needs only its annotation, not a new status.
+    let old = plan.services.iter().find(|w| w.key.name() == "old").unwrap();
+    assert!(!old.write_status);
+    assert_eq!(old.pool_annotation, Some(Some("p".to_owned())));
+    // A restart is silent for Services that keep their address: only "new" gets an Event.
+    let events: Vec<&str> = plan.events.iter().map(|e| e.key.name()).collect();
+    assert_eq!(events, ["new"]);
+}
+
+#[test]
+fn unchanged_cluster_plans_nothing_twice() {
+    let snapshot = Snapshot {
+        services: vec![svc("a", 1, None)],
+        pools: vec![pool("p", &["198.51.100.0/30"])],
+        namespace_labels: Default::default(),
+    };
+    let mut state = State::default();
+    let first = plan(&mut state, &snapshot, &config(), &now());
+    assert_eq!(first.services.len(), 1);
+    assert_eq!(first.events.len(), 1);
+    // The store has not caught up yet: the same write must not be sent again, nor the Event.
+    let second = plan(&mut state, &snapshot, &config(), &now());
+    assert!(second.services.is_empty(), "{:?}", second.services);
+    assert!(second.events.is_empty());
+    // A failed write is retried.
+    state.forget_service_write(&first.services[0].key);
+    let third = plan(&mut state, &snapshot, &config(), &now());
+    assert_eq!(third.services.len(), 1);
+}
+
+#[test]
+fn deleted_service_frees_its_address() {
+    let pools = vec![pool("p", &["198.51.100.0/32"])];
+    let mut state = State::default();
+    let one =
+        Snapshot { services: vec![svc("a", 1, None)], pools: pools.clone(), namespace_labels: Default::default() };
+    let _ = plan(&mut state, &one, &config(), &now());
+    let two = Snapshot { services: vec![svc("b", 2, None)], pools, namespace_labels: Default::default() };
+    let plan = plan(&mut state, &two, &config(), &now());
+    assert_eq!(planned_ips(&plan, "b"), Some(vec!["198.51.100.0".to_owned()]));
+}
+
+#[test]
+fn failure_is_an_event_and_a_pending_status() {
+    let snapshot = Snapshot {
+        services: vec![svc("a", 1, None), svc("b", 2, None)],
+        pools: vec![pool("p", &["198.51.100.0/32"])],
+        namespace_labels: Default::default(),
+    };
+    let mut state = State::default();
+    let plan = plan(&mut state, &snapshot, &config(), &now());
+    let warning = plan.events.iter().find(|e| e.key.name() == "b").unwrap();
+    assert!(warning.warning);
+    assert_eq!(warning.reason, "PoolExhausted");
+    assert_eq!(plan.failures, vec!["pool_exhausted"]);
+    assert!(planned_ips(&plan, "b").is_none(), "a pending Service without status needs no write");
+}
+
+#[test]
+fn pool_gets_finalizer_and_status() {
+    let snapshot = Snapshot {
+        services: vec![],
+        pools: vec![pool("p", &["198.51.100.0/30"])],
+        namespace_labels: Default::default(),
+    };
+    let mut state = State::default();
+    let plan = plan(&mut state, &snapshot, &config(), &now());
+    assert_eq!(plan.finalizers.len(), 1);
+    assert_eq!(plan.finalizers[0].finalizers, vec![ferrolb_api::POOL_FINALIZER.to_owned()]);
+    let status = &plan.pool_statuses[0].status;
+    assert_eq!(status.available_ipv4, 4);
+    assert_eq!(status.available.as_deref(), Some("4"));
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the controller end-to-end tests.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use ferrolb_api::k8s::Service;
+use ferrolb_e2e::{ControlPlane, wait_for};
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+
+/// A generous bound for anything the controller should do "within a second".
+pub const SOON: Duration = Duration::from_secs(20);
+
+/// A pool manifest.
+pub fn pool(name: &str, addresses: &[&str], extra: &str) -> String {
+    let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: {name}}}\nspec:\n  addresses: [{}]\n{extra}",
+        list.join(", ")
+    )
+}
+
+/// A LoadBalancer Service manifest with TCP port `port`; `annotations` and `spec_extra` are YAML lines.
+pub fn service(ns: &str, name: &str, port: u16, annotations: &[(&str, &str)], spec_extra: &str) -> String {
+    let ann: String = annotations.iter().map(|(k, v)| format!("    {k}: \"{v}\"\n")).collect();
+    let ann = if ann.is_empty() { String::new() } else { format!("  annotations:\n{ann}") };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n{ann}spec:\n  type: LoadBalancer\n  selector: {{app: {name}}}\n  ports: [{{port: {port}, name: p{port}}}]\n{spec_extra}"
+    )
+}
+
+/// The external IPs in a Service's status.
+pub async fn ips(plane: &ControlPlane, ns: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    let api: Api<Service> = Api::namespaced(plane.client.clone(), ns);
+    let svc = api.get(name).await?;
+    Ok(svc
+        .status
+        .and_then(|s| s.load_balancer)
+        .and_then(|l| l.ingress)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.ip)
+        .collect())
+}
+
+/// Waits until a Service has exactly `n` external IPs and returns them.
+pub async fn wait_ips(plane: &ControlPlane, ns: &str, name: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    wait_for(&format!("{ns}/{name} to get {n} external IP(s)"), SOON, || async move {
+        let got = ips(plane, ns, name).await?;
+        Ok((got.len() == n).then_some(got))
+    })
+    .await
+}
+
+/// Waits for an Event on a Service with `reason`, returning its message.
+pub async fn wait_event(plane: &ControlPlane, ns: &str, name: &str, reason: &str) -> anyhow::Result<String> {
+    wait_for(&format!("event {reason} on {ns}/{name}"), SOON, || async move {
+        let api: Api<Event> = Api::namespaced(plane.client.clone(), ns);
+        let events = api.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await?;
+        Ok(events
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| e.message.unwrap_or_default()))
+    })
+    .await
+}
+
+/// Every handled Service's IPs in the cluster, keyed by `ns/name`.
+pub async fn all_ips(plane: &ControlPlane) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let api: Api<Service> = Api::all(plane.client.clone());
+    let mut out = BTreeMap::new();
+    for svc in api.list(&ListParams::default()).await? {
+        let key = format!(
+            "{}/{}",
+            svc.metadata.namespace.clone().unwrap_or_default(),
+            svc.metadata.name.clone().unwrap_or_default()
+        );
+        let list: Vec<String> = svc
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|l| l.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.ip)
+            .collect();
+        if !list.is_empty() {
+            out.insert(key, list);
+        }
+    }
+    Ok(out)
+}
+
+/// Fails if any IP is held by two Services.
+pub fn assert_no_duplicates(all: &BTreeMap<String, Vec<String>>) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for (svc, list) in all {
+        for ip in list {
+            if let Some(other) = seen.insert(ip, svc) {
+                panic!("{ip} is held by both {other} and {svc}");
+            }
+        }
+    }
+}

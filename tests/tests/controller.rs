@@ -1,0 +1,483 @@
+//! The controller against a real kube-apiserver: allocation, every request kind and failure Event,
+//! sharing, dual-stack, pool rules, class filtering, restarts, two replicas and pool edits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ferrolb_api::k8s::Service;
+use ferrolb_e2e::control_plane::Components;
+use ferrolb_e2e::{ControlPlane, ControllerProcess, wait_for};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+
+async fn cluster() -> anyhow::Result<ControlPlane> {
+    ControlPlane::start(Components::ApiServer).await
+}
+
+#[tokio::test]
+async fn external_ip_shows_in_kubectl_get_svc() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("demo", &["198.51.100.192/27", "2001:db8:100::f000/116"], ""))?;
+    plane.apply(&service("default", "web", 80, &[], ""))?;
+    let got = wait_ips(&plane, "default", "web", 1).await?;
+    assert_eq!(got, ["198.51.100.192"]);
+
+    let table = plane.kubectl(&["get", "svc", "web", "-n", "default"])?;
+    assert!(table.contains("EXTERNAL-IP") && table.contains("198.51.100.192"), "kubectl get svc shows:\n{table}");
+    let mode = plane.kubectl(&["get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ipMode}"])?;
+    assert_eq!(mode, "VIP");
+    let annotation = plane.kubectl(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations.ferrolb\\.io/ip-allocated-from-pool}",
+    ])?;
+    assert_eq!(annotation, "demo");
+    let message = wait_event(&plane, "default", "web", "IPAllocated").await?;
+    assert!(message.contains("198.51.100.192") && message.contains("demo"), "{message}");
+
+    // Pool status and printer columns.
+    wait_for("pool status", SOON, || async {
+        let out = plane.kubectl(&[
+            "get",
+            "ipaddresspools",
+            "demo",
+            "-o",
+            "jsonpath={.status.assigned}/{.status.availableIPv4}/{.status.availableIPv6}",
+        ])?;
+        Ok((out == "1/31/4096").then_some(()))
+    })
+    .await?;
+    let table = plane.kubectl(&["get", "ipaddresspools"])?;
+    for column in ["ADDRESSES", "ASSIGNED", "AVAILABLE", "AGE"] {
+        assert!(table.contains(column), "missing {column} in:\n{table}");
+    }
+    let ready = plane.kubectl(&[
+        "get",
+        "ipaddresspools",
+        "demo",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ])?;
+    assert_eq!(ready, "True");
+    // The pool carries the protection finalizer.
+    let finalizers = plane.kubectl(&["get", "ipaddresspools", "demo", "-o", "jsonpath={.metadata.finalizers}"])?;
+    assert!(finalizers.contains("ferrolb.io/pool-protection"), "{finalizers}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_pools_are_rejected_with_clear_messages() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let cases = [
+        ("198.51.100.0/33", "is not a CIDR"),
+        ("not-an-address", "is not a CIDR"),
+        ("198.51.100.5/24", "has bits set after the prefix length"),
+        ("198.51.100.20-198.51.100.10", "starts after it ends"),
+        ("2001:db8::ff-2001:db8::1", "starts after it ends"),
+        ("198.51.100.1-2001:db8::1", "mixes IPv4 and IPv6"),
+    ];
+    for (entry, message) in cases {
+        let out = plane.kubectl_raw(&["apply", "-f", "-"], Some(&pool("bad", &[entry], "")))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{entry} was accepted");
+        assert!(stderr.contains(message), "{entry}: expected {message:?} in {stderr}");
+    }
+    let empty = "apiVersion: ferrolb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: bad}\nspec: {addresses: []}\n";
+    let out = plane.kubectl_raw(&["apply", "-f", "-"], Some(empty))?;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("addresses must list at least one CIDR or range"));
+    // And the good forms are accepted, with defaults filled in.
+    plane.apply(&pool("good", &["198.51.100.10-198.51.100.20", "2001:db8:1::/64", "198.51.100.7/32"], ""))?;
+    let auto =
+        plane.kubectl(&["get", "ipaddresspools", "good", "-o", "jsonpath={.spec.autoAssign}/{.spec.avoidBuggyIPs}"])?;
+    assert_eq!(auto, "true/false");
+    let explain = plane.kubectl(&["explain", "ipaddresspools.spec.addresses"])?;
+    assert!(explain.contains("inclusive ranges"), "{explain}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn request_kinds_and_failure_events() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("general", &["198.51.100.0/30"], ""))?;
+    plane.apply(&pool("reserved", &["203.0.113.128/30"], "  autoAssign: false\n"))?;
+    plane.apply(&pool("v4only", &["192.0.2.0/30"], "  autoAssign: false\n"))?;
+
+    // spec.loadBalancerIP, ferrolb's annotation, and both MetalLB spellings.
+    plane.apply(&service("default", "by-spec", 80, &[], "  loadBalancerIP: 198.51.100.2\n"))?;
+    plane.apply(&service("default", "by-annotation", 80, &[("ferrolb.io/loadBalancerIPs", "203.0.113.129")], ""))?;
+    plane.apply(&service(
+        "default",
+        "by-metallb",
+        80,
+        &[("metallb.universe.tf/loadBalancerIPs", "203.0.113.130")],
+        "",
+    ))?;
+    plane.apply(&service("default", "by-pool", 80, &[("metallb.io/address-pool", "reserved")], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "by-spec", 1).await?, ["198.51.100.2"]);
+    assert_eq!(wait_ips(&plane, "default", "by-annotation", 1).await?, ["203.0.113.129"]);
+    assert_eq!(wait_ips(&plane, "default", "by-metallb", 1).await?, ["203.0.113.130"]);
+    assert_eq!(wait_ips(&plane, "default", "by-pool", 1).await?, ["203.0.113.128"]);
+
+    // Each failure leaves the Service pending with a Warning that says why.
+    let failing = [
+        ("unknown-pool", vec![("ferrolb.io/address-pool", "nope")], "", "UnknownPool", "pool nope does not exist"),
+        (
+            "outside",
+            vec![("ferrolb.io/loadBalancerIPs", "198.51.100.200")],
+            "",
+            "IPNotInAnyPool",
+            "not in any IPAddressPool",
+        ),
+        ("taken", vec![("ferrolb.io/loadBalancerIPs", "198.51.100.2")], "", "IPInUse", "in use by default/by-spec"),
+        (
+            "bad-ip",
+            vec![("ferrolb.io/loadBalancerIPs", "198.51.100.999")],
+            "",
+            "InvalidRequest",
+            "is not an IP address",
+        ),
+        (
+            "v6-from-v4",
+            vec![("ferrolb.io/address-pool", "v4only")],
+            "  ipFamilies: [IPv6]\n  ipFamilyPolicy: SingleStack\n",
+            "FamilyUnavailable",
+            "no IPv6 addresses",
+        ),
+    ];
+    for (name, annotations, extra, reason, text) in &failing {
+        plane.apply(&service("default", name, 80, annotations, extra))?;
+        let message = wait_event(&plane, "default", name, reason).await?;
+        assert!(message.contains(text), "{name}: {message}");
+        assert!(ips(&plane, "default", name).await?.is_empty(), "{name} got an address");
+    }
+    // Exhaustion: general has .0-.3, .2 is taken by by-spec.
+    for name in ["fill-a", "fill-b", "fill-c"] {
+        plane.apply(&service("default", name, 80, &[], ""))?;
+        wait_ips(&plane, "default", name, 1).await?;
+    }
+    plane.apply(&service("default", "one-too-many", 80, &[], ""))?;
+    let message = wait_event(&plane, "default", "one-too-many", "PoolExhausted").await?;
+    assert!(message.contains("no free IPv4 address left in pool general"), "{message}");
+    // Freeing an address lets the pending Service through, and the freed address is reused.
+    let freed = ips(&plane, "default", "fill-a").await?;
+    plane.kubectl(&["delete", "svc", "fill-a"])?;
+    assert_eq!(wait_ips(&plane, "default", "one-too-many", 1).await?, freed);
+    assert_no_duplicates(&all_ips(&plane).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sharing_allowed_and_refused() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("p", &["198.51.100.0/29"], ""))?;
+    plane.apply(&service("default", "http", 80, &[("ferrolb.io/allow-shared-ip", "web")], ""))?;
+    let first = wait_ips(&plane, "default", "http", 1).await?;
+    plane.apply(&service("default", "https", 443, &[("metallb.io/allow-shared-ip", "web")], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "https", 1).await?, first, "same key, other port: shares");
+    plane.apply(&service("default", "clash", 80, &[("ferrolb.io/allow-shared-ip", "web")], ""))?;
+    assert_ne!(wait_ips(&plane, "default", "clash", 1).await?, first, "same port: never shares");
+    plane.apply(&service("default", "nokey", 22, &[], ""))?;
+    assert_ne!(wait_ips(&plane, "default", "nokey", 1).await?, first);
+    // Asking for the shared address without the key is refused with the reason.
+    plane.apply(&service("default", "intruder", 8080, &[("ferrolb.io/loadBalancerIPs", first[0].as_str())], ""))?;
+    let message = wait_event(&plane, "default", "intruder", "IPInUse").await?;
+    assert!(message.contains(&first[0]), "{message}");
+    // ETP Local Services share only when they select the same pods.
+    plane.apply(&service(
+        "default",
+        "local-a",
+        81,
+        &[("ferrolb.io/allow-shared-ip", "web")],
+        "  externalTrafficPolicy: Local\n",
+    ))?;
+    let local_a = wait_ips(&plane, "default", "local-a", 1).await?;
+    assert_ne!(local_a, first, "Local with different pods must not share");
+    Ok(())
+}
+
+#[tokio::test]
+async fn dual_stack_services() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("dual", &["198.51.100.0/30", "2001:db8:100::/126"], ""))?;
+    let dual = "  ipFamilies: [IPv6, IPv4]\n  ipFamilyPolicy: RequireDualStack\n";
+    plane.apply(&service("default", "both", 80, &[], dual))?;
+    let got = wait_ips(&plane, "default", "both", 2).await?;
+    assert_eq!(got, ["2001:db8:100::", "198.51.100.0"]);
+    plane.apply(&service("default", "prefer", 80, &[], "  ipFamilyPolicy: PreferDualStack\n"))?;
+    assert_eq!(wait_ips(&plane, "default", "prefer", 2).await?.len(), 2);
+    plane.apply(&service("default", "v6", 80, &[], "  ipFamilies: [IPv6]\n  ipFamilyPolicy: SingleStack\n"))?;
+    assert_eq!(wait_ips(&plane, "default", "v6", 1).await?, ["2001:db8:100::2"]);
+    let status = plane.kubectl(&[
+        "get",
+        "ipaddresspools",
+        "dual",
+        "-o",
+        "jsonpath={.status.assignedIPv4}/{.status.assignedIPv6}",
+    ])?;
+    assert_eq!(status, "2/3");
+    Ok(())
+}
+
+#[tokio::test]
+async fn auto_assign_and_service_allocation() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.kubectl(&["create", "namespace", "team"])?;
+    plane.kubectl(&["create", "namespace", "gold"])?;
+    plane.kubectl(&["label", "namespace", "gold", "tier=gold"])?;
+    plane.apply(&pool("manual", &["192.0.2.0/30"], "  autoAssign: false\n"))?;
+    plane.apply(&pool("general", &["198.51.100.0/30"], ""))?;
+    plane.apply(&pool(
+        "team-pool",
+        &["203.0.113.0/30"],
+        "  serviceAllocation:\n    priority: 10\n    namespaces: [team]\n",
+    ))?;
+    plane.apply(&pool(
+        "gold-pool",
+        &["203.0.113.64/30"],
+        "  serviceAllocation:\n    priority: 5\n    namespaceSelectors: [{matchLabels: {tier: gold}}]\n    serviceSelectors: [{matchExpressions: [{key: expose, operator: In, values: [\"yes\"]}]}]\n",
+    ))?;
+    plane.apply(&service("default", "plain", 80, &[], ""))?;
+    assert_eq!(
+        wait_ips(&plane, "default", "plain", 1).await?,
+        ["198.51.100.0"],
+        "never from the autoAssign=false pool"
+    );
+    plane.apply(&service("team", "svc", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "team", "svc", 1).await?, ["203.0.113.0"]);
+    let labelled = service("gold", "svc", 80, &[], "")
+        .replace("  namespace: gold\n", "  namespace: gold\n  labels: {expose: \"yes\"}\n");
+    plane.apply(&labelled)?;
+    assert_eq!(wait_ips(&plane, "gold", "svc", 1).await?, ["203.0.113.64"]);
+    plane.apply(&service("gold", "unlabelled", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "gold", "unlabelled", 1).await?, ["198.51.100.1"]);
+    plane.apply(&service("default", "named-manual", 80, &[("ferrolb.io/address-pool", "manual")], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "named-manual", 1).await?, ["192.0.2.0"]);
+    plane.apply(&service("default", "wrong-team", 80, &[("ferrolb.io/address-pool", "team-pool")], ""))?;
+    let message = wait_event(&plane, "default", "wrong-team", "PoolNotAllowed").await?;
+    assert!(message.contains("team-pool"), "{message}");
+    // Labelling a namespace later moves nothing that is already assigned, but new Services follow the label.
+    plane.kubectl(&["label", "namespace", "team", "tier=gold"])?;
+    let again = labelled.replace("namespace: gold", "namespace: team").replace("name: svc", "name: svc2");
+    plane.apply(&again)?;
+    assert_eq!(wait_ips(&plane, "team", "svc2", 1).await?, ["203.0.113.65"]);
+    assert_eq!(ips(&plane, "team", "svc").await?, ["203.0.113.0"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn class_filtering() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &["--ignore-unclassed"])?;
+    plane.apply(&pool("p", &["198.51.100.0/30"], ""))?;
+    plane.apply(&service("default", "ours", 80, &[], "  loadBalancerClass: ferrolb.io/lb\n"))?;
+    plane.apply(&service("default", "other", 80, &[], "  loadBalancerClass: example.com/other\n"))?;
+    plane.apply(&service("default", "unclassed", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "ours", 1).await?, ["198.51.100.0"]);
+    // The controller has run passes since: make sure with a later Service, then check the others untouched.
+    plane.apply(&service("default", "ours-2", 80, &[], "  loadBalancerClass: ferrolb.io/lb\n"))?;
+    wait_ips(&plane, "default", "ours-2", 1).await?;
+    for name in ["other", "unclassed"] {
+        assert!(ips(&plane, "default", name).await?.is_empty(), "{name} got an address");
+        let ann = plane.kubectl(&["get", "svc", name, "-o", "jsonpath={.metadata.annotations}"])?;
+        assert!(!ann.contains("ferrolb.io"), "{name} was touched: {ann}");
+        let events = plane.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "name",
+        ])?;
+        assert!(events.trim().is_empty(), "{name} got events: {events}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn type_change_releases_the_address() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("p", &["198.51.100.9/32"], ""))?;
+    plane.apply(&service("default", "first", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "first", 1).await?, ["198.51.100.9"]);
+    plane.apply(&service("default", "second", 80, &[], ""))?;
+    wait_event(&plane, "default", "second", "PoolExhausted").await?;
+    let api: Api<Service> = Api::namespaced(plane.client.clone(), "default");
+    let patch = serde_json::json!({ "spec": { "type": "ClusterIP" } });
+    api.patch("first", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    assert_eq!(wait_ips(&plane, "default", "second", 1).await?, ["198.51.100.9"]);
+    wait_for("first's status and annotation cleared", SOON, || async {
+        let svc = api.get("first").await?;
+        let cleared = svc.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).unwrap_or_default().is_empty()
+            && !svc.metadata.annotations.unwrap_or_default().contains_key("ferrolb.io/ip-allocated-from-pool");
+        Ok(cleared.then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pool_shrink_and_delete() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("a", &["198.51.100.0/30"], ""))?;
+    for name in ["s0", "s1", "s2"] {
+        plane.apply(&service("default", name, 80, &[], ""))?;
+        wait_ips(&plane, "default", name, 1).await?;
+    }
+    // Shrink: s2 (198.51.100.2) leaves the pool and has nowhere to go.
+    plane.apply(&pool("a", &["198.51.100.0/31"], ""))?;
+    let message = wait_event(&plane, "default", "s2", "PoolExhausted").await?;
+    assert!(message.contains("pool a"), "{message}");
+    wait_for("s2 to lose its address", SOON, || async {
+        Ok(ips(&plane, "default", "s2").await?.is_empty().then_some(()))
+    })
+    .await?;
+    assert_eq!(ips(&plane, "default", "s0").await?, ["198.51.100.0"], "s0 must not move");
+    // A new pool picks s2 up.
+    plane.apply(&pool("b", &["192.0.2.8/30"], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "s2", 1).await?, ["192.0.2.8"]);
+
+    // Deleting a pool in use waits, and says who holds it.
+    plane.kubectl(&["delete", "ipaddresspool", "a", "--wait=false"])?;
+    let message = wait_for("DeletionBlocked condition", SOON, || async {
+        let out = plane.kubectl(&[
+            "get",
+            "ipaddresspool",
+            "a",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"DeletionBlocked\")].message}",
+        ])?;
+        Ok((!out.is_empty()).then_some(out))
+    })
+    .await?;
+    assert!(message.contains("default/s0") && message.contains("default/s1"), "{message}");
+    assert_eq!(
+        ips(&plane, "default", "s0").await?,
+        ["198.51.100.0"],
+        "holders keep their address while the pool is deleting"
+    );
+    // A new Service does not get an address from the deleting pool.
+    plane.apply(&service("default", "s3", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "s3", 1).await?, ["192.0.2.9"]);
+    let api: Api<Service> = Api::namespaced(plane.client.clone(), "default");
+    api.delete("s0", &DeleteParams::default()).await?;
+    api.delete("s1", &DeleteParams::default()).await?;
+    wait_for("pool a to be gone", SOON, || async {
+        let out = plane.kubectl_raw(&["get", "ipaddresspool", "a"], None)?;
+        Ok((!out.status.success()).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn restart_mid_burst_moves_nothing() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let mut controller = ControllerProcess::start(&plane, "controller-1", &[])?;
+    plane.apply(&pool("big", &["198.51.100.0/24"], ""))?;
+    let manifests: Vec<String> = (0..200).map(|i| service("default", &format!("burst-{i:03}"), 80, &[], "")).collect();
+    plane.apply(&manifests[..100].join("---\n"))?;
+    // Kill it while it is still working through the burst.
+    wait_for("some Services to get addresses", SOON, || async {
+        Ok((all_ips(&plane).await?.len() >= 10).then_some(()))
+    })
+    .await?;
+    plane.apply(&manifests[100..].join("---\n"))?;
+    controller.kill()?;
+    let before = all_ips(&plane).await?;
+    assert!(!before.is_empty());
+    assert_no_duplicates(&before);
+
+    let _restarted = ControllerProcess::start(&plane, "controller-2", &[])?;
+    let after = wait_for("all 200 Services to get addresses", Duration::from_secs(60), || async {
+        let all = all_ips(&plane).await?;
+        Ok((all.len() == 200).then_some(all))
+    })
+    .await?;
+    assert_no_duplicates(&after);
+    for (svc, ips) in &before {
+        assert_eq!(after.get(svc), Some(ips), "{svc} moved across the restart");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_controllers_never_duplicate() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let mut first = ControllerProcess::start(&plane, "replica-a", &[])?;
+    let second = ControllerProcess::start(&plane, "replica-b", &[])?;
+    plane.apply(&pool("p", &["198.51.100.0/24"], ""))?;
+    let manifests: Vec<String> = (0..60).map(|i| service("default", &format!("s{i:02}"), 80, &[], "")).collect();
+    plane.apply(&manifests[..30].join("---\n"))?;
+    wait_for("30 Services to get addresses", SOON, || async { Ok((all_ips(&plane).await?.len() == 30).then_some(())) })
+        .await?;
+    let holder = plane.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "ferrolb-system",
+        "ferrolb-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    // Kill the leader abruptly: the other replica takes over once the lease expires and carries on.
+    if holder == "replica-a" {
+        first.kill()?;
+    } else {
+        drop(second);
+    }
+    plane.apply(&manifests[30..].join("---\n"))?;
+    let all = wait_for("all 60 Services to get addresses", Duration::from_secs(60), || async {
+        let all = all_ips(&plane).await?;
+        Ok((all.len() == 60).then_some(all))
+    })
+    .await?;
+    assert_no_duplicates(&all);
+    let new_holder = plane.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "ferrolb-system",
+        "ferrolb-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    assert_ne!(new_holder, holder, "leadership did not move");
+    Ok(())
+}
+
+#[tokio::test]
+async fn graceful_stop_releases_the_lease() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let mut controller = ControllerProcess::start(&plane, "only", &[])?;
+    wait_for("the lease to be held", SOON, || async {
+        let out = plane.kubectl_raw(
+            &["get", "lease", "-n", "ferrolb-system", "ferrolb-controller", "-o", "jsonpath={.spec.holderIdentity}"],
+            None,
+        )?;
+        Ok((String::from_utf8_lossy(&out.stdout) == "only").then_some(()))
+    })
+    .await?;
+    controller.terminate()?;
+    let holder = plane.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "ferrolb-system",
+        "ferrolb-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    assert_eq!(holder, "", "SIGTERM must release the lease so a standby takes over at once");
+    Ok(())
+}

@@ -8,8 +8,11 @@ use anyhow::{Context, bail};
 
 use crate::{ControlPlane, repo_root};
 
-/// The `ferrolb` binary, built once per test run (`cargo build -p ferrolb`).
+/// The `ferrolb` binary: `FERROLB_BIN` if set, else built once per test run (`cargo build -p ferrolb`).
 pub fn ferrolb_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FERROLB_BIN") {
+        return Ok(PathBuf::from(path));
+    }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -52,6 +55,11 @@ impl ControllerProcess {
             .spawn()
             .context("starting ferrolb controller")?;
         Ok(ControllerProcess { child, log })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process abruptly (SIGKILL), as a node or OOM kill would.

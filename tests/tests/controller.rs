@@ -481,3 +481,15 @@ async fn graceful_stop_releases_the_lease() -> anyhow::Result<()> {
     assert_eq!(holder, "", "SIGTERM must release the lease so a standby takes over at once");
     Ok(())
 }
+
+#[tokio::test]
+async fn control_plane_runs_the_endpointslice_controller() -> anyhow::Result<()> {
+    let plane = ControlPlane::start(Components::All).await?;
+    plane.apply(&service("default", "web", 80, &[], ""))?;
+    wait_for("an EndpointSlice for default/web", SOON, || async {
+        let out = plane.kubectl(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"])?;
+        Ok((!out.trim().is_empty()).then_some(()))
+    })
+    .await?;
+    Ok(())
+}

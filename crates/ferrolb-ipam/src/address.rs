@@ -158,3 +158,6 @@ pub(crate) fn buggy_v4_count(start: u128, end: u128) -> u128 {
     }
     below(end + 1) - below(start)
 }
+
+#[cfg(test)]
+mod tests;

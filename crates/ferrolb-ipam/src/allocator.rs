@@ -244,7 +244,14 @@ impl Allocator {
             let family = Family::of(*ip);
             let holders = self.holders.entry(*ip).or_insert_with(|| {
                 self.used[family.index()].insert_one(value(*ip));
-                self.assigned_per_pool.entry(pool.clone()).or_default()[family.index()] += 1;
+                match self.assigned_per_pool.get_mut(pool) {
+                    Some(counts) => counts[family.index()] += 1,
+                    None => {
+                        let mut counts = [0; 2];
+                        counts[family.index()] = 1;
+                        self.assigned_per_pool.insert(pool.clone(), counts);
+                    }
+                }
                 if let Some(key) = &request.sharing {
                     self.sharing_index.entry(key.clone()).or_default().insert(*ip);
                 }

@@ -2,20 +2,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::address::{AddressRange, Family, buggy_v4_count};
 use crate::interval_set::IntervalSet;
 use crate::request::Request;
 use crate::selector::LabelSelector;
 
-/// The name of an IPAddressPool (cluster-scoped, so unique).
+/// The name of an IPAddressPool (cluster-scoped, so unique). Cheap to clone: every held address names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PoolName(String);
+pub struct PoolName(Arc<str>);
 
 impl PoolName {
     /// Wraps a pool name.
-    pub fn new(name: impl Into<String>) -> PoolName {
-        PoolName(name.into())
+    pub fn new(name: impl AsRef<str>) -> PoolName {
+        PoolName(Arc::from(name.as_ref()))
     }
 
     /// The name as a string.

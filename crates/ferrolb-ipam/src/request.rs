@@ -2,22 +2,23 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::address::Family;
 use crate::pool::PoolName;
 use crate::selector::Labels;
 
-/// A Service's identity: `namespace/name`.
+/// A Service's identity: `namespace/name`. Cheap to clone: the allocator keeps it in several indexes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    joined: String,
+    joined: Arc<str>,
     slash: usize,
 }
 
 impl ServiceKey {
     /// The key of Service `name` in `namespace`.
     pub fn new(namespace: &str, name: &str) -> ServiceKey {
-        ServiceKey { joined: format!("{namespace}/{name}"), slash: namespace.len() }
+        ServiceKey { joined: Arc::from(format!("{namespace}/{name}")), slash: namespace.len() }
     }
 
     /// The Service's namespace.

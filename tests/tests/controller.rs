@@ -421,15 +421,7 @@ async fn two_controllers_never_duplicate() -> anyhow::Result<()> {
     plane.apply(&manifests[..30].join("---\n"))?;
     wait_for("30 Services to get addresses", SOON, || async { Ok((all_ips(&plane).await?.len() == 30).then_some(())) })
         .await?;
-    let holder = plane.kubectl(&[
-        "get",
-        "lease",
-        "-n",
-        "ferrolb-system",
-        "ferrolb-controller",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?;
+    let holder = lease_holder(&plane)?;
     // Kill the leader abruptly: the other replica takes over once the lease expires and carries on.
     if holder == "replica-a" {
         first.kill()?;
@@ -443,15 +435,7 @@ async fn two_controllers_never_duplicate() -> anyhow::Result<()> {
     })
     .await?;
     assert_no_duplicates(&all);
-    let new_holder = plane.kubectl(&[
-        "get",
-        "lease",
-        "-n",
-        "ferrolb-system",
-        "ferrolb-controller",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?;
+    let new_holder = lease_holder(&plane)?;
     assert_ne!(new_holder, holder, "leadership did not move");
     Ok(())
 }
@@ -469,15 +453,7 @@ async fn graceful_stop_releases_the_lease() -> anyhow::Result<()> {
     })
     .await?;
     controller.terminate()?;
-    let holder = plane.kubectl(&[
-        "get",
-        "lease",
-        "-n",
-        "ferrolb-system",
-        "ferrolb-controller",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?;
+    let holder = lease_holder(&plane)?;
     assert_eq!(holder, "", "SIGTERM must release the lease so a standby takes over at once");
     Ok(())
 }

@@ -31,18 +31,34 @@ pub fn service(ns: &str, name: &str, port: u16, annotations: &[(&str, &str)], sp
     )
 }
 
-/// The external IPs in a Service's status.
-pub async fn ips(plane: &ControlPlane, ns: &str, name: &str) -> anyhow::Result<Vec<String>> {
-    let api: Api<Service> = Api::namespaced(plane.client.clone(), ns);
-    let svc = api.get(name).await?;
-    Ok(svc
-        .status
+/// The addresses in a Service's `status.loadBalancer.ingress`.
+pub fn ingress_ips(svc: Service) -> Vec<String> {
+    svc.status
         .and_then(|s| s.load_balancer)
         .and_then(|l| l.ingress)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|i| i.ip)
-        .collect())
+        .collect()
+}
+
+/// The external IPs in a Service's status.
+pub async fn ips(plane: &ControlPlane, ns: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    let api: Api<Service> = Api::namespaced(plane.client.clone(), ns);
+    Ok(ingress_ips(api.get(name).await?))
+}
+
+/// Who holds the controller's leader-election Lease ("" when released).
+pub fn lease_holder(plane: &ControlPlane) -> anyhow::Result<String> {
+    plane.kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        "ferrolb-system",
+        "ferrolb-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
 }
 
 /// Waits until a Service has exactly `n` external IPs and returns them.
@@ -78,14 +94,7 @@ pub async fn all_ips(plane: &ControlPlane) -> anyhow::Result<BTreeMap<String, Ve
             svc.metadata.namespace.clone().unwrap_or_default(),
             svc.metadata.name.clone().unwrap_or_default()
         );
-        let list: Vec<String> = svc
-            .status
-            .and_then(|s| s.load_balancer)
-            .and_then(|l| l.ingress)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| i.ip)
-            .collect();
+        let list = ingress_ips(svc);
         if !list.is_empty() {
             out.insert(key, list);
         }

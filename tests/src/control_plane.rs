@@ -121,7 +121,8 @@ fn down(dir: &Path) {
     let _ = Command::new(repo_root().join("hack/control-plane")).arg("down").arg(dir).status();
 }
 
-fn unique() -> u64 {
+/// A number unique within this process, for directory names.
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

@@ -4,10 +4,12 @@
 
 pub mod control_plane;
 pub mod controller;
+pub mod lab;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
 pub use controller::ControllerProcess;
+pub use lab::Lab;
 pub use wait::wait_for;
 
 /// The repository root.

@@ -336,6 +336,10 @@ impl Allocator {
         match self.holders.get(&ip) {
             None => Ok(pool.name().clone()),
             Some(holders) => {
+                // Joining a shared address means joining its pool, which must serve this Service too.
+                if !containing.iter().any(|p| *p.name() == holders.pool && allowed(&p)) {
+                    return Err(AllocError::IpNotAllowed { ip, pool: holders.pool.clone() });
+                }
                 for (key, share) in &holders.services {
                     if *key != request.service {
                         can_share(holders, key, share, request).map_err(|reason| AllocError::IpInUse {

@@ -272,3 +272,17 @@ fn error_messages_read_well() {
     let err = allocator.assign(&svc("ns", "c").ip("198.51.100.0").build()).unwrap_err();
     assert_eq!(err.to_string(), "requested IP 198.51.100.0 is in use by ns/a");
 }
+
+#[test]
+fn sharing_never_crosses_into_a_pool_that_does_not_serve_the_service() {
+    let team_only = ServiceAllocation { priority: 1, namespaces: ["team".to_owned()].into(), ..Default::default() };
+    let mut allocator = Allocator::new([
+        pool("general", &["198.51.100.0/28"]).build(),
+        pool("team", &["198.51.100.12/30"]).allocation(team_only).build(),
+    ]);
+    let inside = svc("team", "a").ip("198.51.100.15").pool("team").share("k").ports(&[80]).build();
+    allocator.assign(&inside).unwrap();
+    // Same key, other port, but the address belongs to the team pool, which does not serve namespace "ns".
+    let outsider = svc("ns", "b").ip("198.51.100.15").share("k").ports(&[81]).build();
+    assert!(matches!(allocator.assign(&outsider), Err(AllocError::IpNotAllowed { .. })));
+}

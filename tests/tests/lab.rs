@@ -95,3 +95,82 @@ async fn controller_in_the_lab_publishes_the_external_ip() -> anyhow::Result<()>
     assert!(status.contains("ferrolb-controller") && status.contains("running"), "{status}");
     Ok(())
 }
+
+const DUAL: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: dual, namespace: default}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+
+/// The MACs that answer an ARP request for `ip` on the client's segment.
+fn arp_answers(lab: &Lab, ip: &str) -> anyhow::Result<Vec<String>> {
+    let probe = repo_root().join("hack/lab.d/arp-probe.py");
+    let out = lab.exec("client", &["python3", probe.to_str().expect("utf-8"), "eth0", ip, "1.0"])?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+#[tokio::test]
+async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &[]).await?;
+    lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
+    lab.lab(&["pod", "add", "web-2", "--node", "node-2", "--labels", "app=web"])?;
+    lab.apply_file(&repo_root().join("hack/lab.d/demo.yaml"))?;
+    wait_for("the demo Service's EXTERNAL-IP", SOON, || async {
+        Ok(lab
+            .kubectl(&["get", "svc", "demo", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])?
+            .contains("198.51.100.192")
+            .then_some(()))
+    })
+    .await?;
+    // Without an L2Advertisement nobody answers for the address.
+    assert!(arp_answers(&lab, "198.51.100.192")?.is_empty(), "answered without an L2Advertisement");
+
+    lab.apply_file(&repo_root().join("hack/lab.d/l2advertisement.yaml"))?;
+    let macs = wait_for("an ARP answer for 198.51.100.192", SOON, || async {
+        let macs = arp_answers(&lab, "198.51.100.192")?;
+        Ok((!macs.is_empty()).then_some(macs))
+    })
+    .await?;
+    assert_eq!(macs.len(), 1, "more than one node answers: {macs:?}");
+    let node_macs: Vec<String> = (1..=3)
+        .map(|i| lab.exec(&format!("node-{i}"), &["cat", "/sys/class/net/eth0/address"]).map(|m| m.trim().to_owned()))
+        .collect::<Result<_, _>>()?;
+    assert!(node_macs.contains(&macs[0]), "answer from {} is not a node ({node_macs:?})", macs[0]);
+    // An address nobody holds gets no answer.
+    assert!(arp_answers(&lab, "198.51.100.199")?.is_empty());
+
+    // TCP through the EXTERNAL-IP reaches a pod (kube-proxy handles the VIP on the owner).
+    let body = wait_for("HTTP through the EXTERNAL-IP", SOON, || async {
+        Ok(lab
+            .exec("client", &["curl", "-s", "-m", "2", "http://198.51.100.192/"])
+            .ok()
+            .filter(|b| b.contains("pod=web-")))
+    })
+    .await?;
+    assert!(body.starts_with("pod=web-"), "{body}");
+
+    // IPv6: a dual-stack Service is reachable on its IPv6 EXTERNAL-IP (answered by NDP).
+    let file = std::env::temp_dir().join(format!("ferrolb-lab-dual-{}.yaml", std::process::id()));
+    std::fs::write(&file, DUAL)?;
+    lab.apply_file(&file)?;
+    std::fs::remove_file(&file)?;
+    let v6 = wait_for("the dual Service's IPv6 EXTERNAL-IP", SOON, || async {
+        let ip = lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.status.loadBalancer.ingress[1].ip}"])?;
+        Ok((!ip.is_empty()).then_some(ip))
+    })
+    .await?;
+    let url = format!("http://[{v6}]/");
+    let body = wait_for("HTTP through the IPv6 EXTERNAL-IP", SOON, || {
+        let url = url.clone();
+        let lab = &lab;
+        async move { Ok(lab.exec("client", &["curl", "-s", "-m", "2", &url]).ok().filter(|b| b.contains("pod=web-"))) }
+    })
+    .await?;
+    assert!(body.contains("client=2001:db8:100::"), "{body}");
+    Ok(())
+}

@@ -14,12 +14,14 @@ mod crds;
 mod l2advertisement;
 mod pool;
 mod schema;
+mod selector;
 
 pub use annotations::*;
 pub use conditions::*;
 pub use crds::all_crds;
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
+pub use selector::selector_from_k8s;
 
 /// The API group of every ferrolb resource.
 pub const GROUP: &str = "ferrolb.io";

@@ -23,6 +23,6 @@ pub use config::{Config, IpMode};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use plan::Plan;
-pub use pool::{pool_from_resource, selector_from_k8s};
+pub use pool::pool_from_resource;
 pub use run::{Health, run};
 pub use service::{is_handled, request_from_service, status_ips};

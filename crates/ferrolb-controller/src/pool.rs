@@ -3,30 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use ferrolb_api::k8s::{Condition, LabelSelector as K8sSelector, ResourceExt, Time};
+use ferrolb_api::k8s::{Condition, ResourceExt, Time};
+use ferrolb_api::selector_from_k8s;
 use ferrolb_api::{
     CONDITION_DELETION_BLOCKED, CONDITION_OVERLAPPING, CONDITION_READY, IPAddressPool, IPAddressPoolStatus,
 };
-use ferrolb_ipam::{
-    AddressRange, LabelSelector, Pool, PoolConfig, PoolName, PoolUsage, Requirement, ServiceAllocation, ServiceKey,
-};
-
-/// Converts a Kubernetes label selector; an unknown operator is an error (the pool is then not used).
-pub fn selector_from_k8s(selector: &K8sSelector) -> Result<LabelSelector, String> {
-    let mut requirements = Vec::new();
-    for expr in selector.match_expressions.iter().flatten() {
-        let values = expr.values.clone().unwrap_or_default().into_iter().collect();
-        let key = expr.key.clone();
-        requirements.push(match expr.operator.as_str() {
-            "In" => Requirement::In(key, values),
-            "NotIn" => Requirement::NotIn(key, values),
-            "Exists" => Requirement::Exists(key),
-            "DoesNotExist" => Requirement::DoesNotExist(key),
-            other => return Err(format!("selector operator {other:?} is not one of In, NotIn, Exists, DoesNotExist")),
-        });
-    }
-    Ok(LabelSelector { match_labels: selector.match_labels.clone().unwrap_or_default(), requirements })
-}
+use ferrolb_ipam::{AddressRange, Pool, PoolConfig, PoolName, PoolUsage, ServiceAllocation, ServiceKey};
 
 /// The parsed entries of a pool, or the first reason it is unusable.
 pub fn pool_entries(resource: &IPAddressPool) -> Result<Vec<(String, AddressRange)>, String> {

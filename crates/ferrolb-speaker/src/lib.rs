@@ -1,10 +1,17 @@
 //! The speaker: decides which node announces each external IP, and (to come) announces it with ARP/NDP.
 //!
-//! Today this crate holds the pure decision: [`election::owner`] ranks eligible live nodes by rendezvous
-//! hashing over (node name, IP), so every speaker computes the same owner from the same inputs with no
-//! round-trip, and a node leaving moves only the IPs it owned.
+//! [`election::owner`] ranks eligible live nodes by rendezvous hashing over (node name, IP), so every
+//! speaker computes the same owner from the same inputs with no round-trip, and a node leaving moves only
+//! the IPs it owned. [`desired::place`] applies eligibility (Ready, exclusion label, L2Advertisements) and
+//! [`announcer::Announcer`] answers ARP/NDP for this node's share. Liveness is the Node's Ready condition
+//! for now; the SWIM membership of the speaker issue replaces it.
 //!
 //! Architecture invariant: the speaker never writes Service status (the controller does); decisions are
 //! pure functions of their inputs, kept apart from sockets and the API server.
 
+pub mod announcer;
+pub mod desired;
 pub mod election;
+mod run;
+
+pub use run::{Error, SpeakerConfig, run};

@@ -25,6 +25,32 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print every CRD as YAML (or write them to a directory).
     Crds(CrdsArgs),
+    /// Announce this node's share of the external IPs with ARP/NDP (runs on every node, host network).
+    Speaker(SpeakerArgs),
+}
+
+/// Flags of `ferrolb speaker`.
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name (the Node object).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The loadBalancerClass handled.
+    #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// Leave Services without a loadBalancerClass alone.
+    #[arg(long)]
+    pub ignore_unclassed: bool,
+    /// Interface name prefixes never announced on (comma separated; a trailing * is allowed).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "docker*,veth*,cni*,flannel*,cali*,cilium*,kube-ipvs*,cbr*,lxc*,tunl*,vxlan*,weave*"
+    )]
+    pub exclude_interfaces: Vec<String>,
 }
 
 /// Log output format.

@@ -143,6 +143,19 @@ async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Resul
     assert!(node_macs.contains(&macs[0]), "answer from {} is not a node ({node_macs:?})", macs[0]);
     // An address nobody holds gets no answer.
     assert!(arp_answers(&lab, "198.51.100.199")?.is_empty());
+    // The owner's metrics count what it did.
+    let owner = format!("node-{}", node_macs.iter().position(|m| *m == macs[0]).expect("a node's MAC") + 1);
+    let metrics = lab.exec(&owner, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(value("ferrolb_speaker_owned_ips "), 1.0, "{metrics}");
+    assert!(value("ferrolb_speaker_requests_answered_total{protocol=\"arp\"}") >= 1.0, "{metrics}");
+    assert!(value("ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}") >= 2.0, "{metrics}");
 
     // TCP through the EXTERNAL-IP reaches a pod (kube-proxy handles the VIP on the owner).
     let body = wait_for("HTTP through the EXTERNAL-IP", SOON, || async {

@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ferrolb_packet::{GratuitousForm, Mac, Request, arp_reply, gratuitous_arp, neighbor_advertisement, parse};
+use ferrolb_packet::{
+    GratuitousForm, Mac, ParseError, Request, arp_reply, gratuitous_arp, neighbor_advertisement, parse,
+};
 use pnet_datalink::{Channel, DataLinkSender, NetworkInterface};
 use tracing::{debug, info, warn};
+
+use crate::metrics::{Metrics, ProtocolLabels, ReasonLabels};
 
 /// Delays of the repeated announcements after taking an IP: spread over more than a second so Linux
 /// neighbours inside their `locktime` (1 s) accept at least one.
@@ -49,12 +53,13 @@ pub struct Announcer {
     policy: InterfacePolicy,
     owned: Owned,
     responders: HashMap<String, Responder>,
+    metrics: Metrics,
 }
 
 impl Announcer {
     /// An announcer with nothing to announce.
-    pub fn new(policy: InterfacePolicy) -> Announcer {
-        Announcer { policy, owned: Arc::default(), responders: HashMap::new() }
+    pub fn new(policy: InterfacePolicy, metrics: Metrics) -> Announcer {
+        Announcer { policy, owned: Arc::default(), responders: HashMap::new(), metrics }
     }
 
     /// Makes `wanted` (IP to explicit interfaces; empty means automatic) the set of announced IPs.
@@ -102,7 +107,7 @@ impl Announcer {
         for (ip, name) in added {
             if let Some(r) = self.responders.get(&name) {
                 info!(%ip, interface = %name, "announcing");
-                announce(r.mac, ip, r.tx.clone());
+                announce(r.mac, ip, r.tx.clone(), self.metrics.clone());
             }
         }
         placed
@@ -130,6 +135,7 @@ impl Announcer {
         let tx = Arc::new(Mutex::new(tx));
         let stop = Arc::new(AtomicBool::new(false));
         let (owned, name, thread_tx, thread_stop) = (self.owned.clone(), iface.name.clone(), tx.clone(), stop.clone());
+        let metrics = self.metrics.clone();
         std::thread::Builder::new().name(format!("respond-{name}")).spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 let frame = match rx.next() {
@@ -141,7 +147,7 @@ impl Announcer {
                         continue;
                     }
                 };
-                let Some(reply) = answer(frame, mac, &name, &owned) else { continue };
+                let Some(reply) = answer(frame, mac, &name, &owned, &metrics) else { continue };
                 if let Some(Err(e)) = thread_tx.lock().expect("sender lock").send_to(&reply, None) {
                     warn!(interface = %name, error = %e, "sending a reply failed");
                 }
@@ -152,11 +158,21 @@ impl Announcer {
 }
 
 /// The reply to `frame`, if it asks for an IP we own on `interface`.
-fn answer(frame: &[u8], mac: Mac, interface: &str, owned: &Owned) -> Option<Vec<u8>> {
-    let request = parse(frame).ok()?;
+fn answer(frame: &[u8], mac: Mac, interface: &str, owned: &Owned, metrics: &Metrics) -> Option<Vec<u8>> {
+    let request = match parse(frame) {
+        Ok(request) => request,
+        // Ordinary traffic (IP packets, ARP replies) is not a drop; malformed requests are.
+        Err(ParseError::Unrelated | ParseError::NotArpRequest) => return None,
+        Err(e) => {
+            metrics.parse_drops.get_or_create(&ReasonLabels { reason: e.label() }).inc();
+            return None;
+        }
+    };
+    let protocol = ProtocolLabels { protocol: if matches!(request, Request::Arp { .. }) { "arp" } else { "ndp" } };
+    metrics.requests_seen.get_or_create(&protocol).inc();
     let table = owned.read().ok()?;
     let ours = |ip: IpAddr| table.contains_key(&(ip, interface.to_owned()));
-    match request {
+    let reply = match request {
         Request::Arp { frame_source, sender_mac, sender_ip, target_ip } => {
             if frame_source == mac || !ours(IpAddr::V4(target_ip)) {
                 return None;
@@ -173,11 +189,14 @@ fn answer(frame: &[u8], mac: Mac, interface: &str, owned: &Owned) -> Option<Vec<
             let to_mac = source_link_layer.unwrap_or(frame_source);
             Some(neighbor_advertisement(mac, target, Some((to_mac, source_ip))))
         }
-    }
+    };
+    metrics.requests_answered.get_or_create(&protocol).inc();
+    reply
 }
 
 /// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second.
-fn announce(mac: Mac, ip: IpAddr, tx: Arc<Mutex<Box<dyn DataLinkSender>>>) {
+fn announce(mac: Mac, ip: IpAddr, tx: Arc<Mutex<Box<dyn DataLinkSender>>>, metrics: Metrics) {
+    let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
     let frames: Vec<Vec<u8>> = match ip {
         IpAddr::V4(v4) => {
             vec![gratuitous_arp(mac, v4, GratuitousForm::Request), gratuitous_arp(mac, v4, GratuitousForm::Reply)]
@@ -190,8 +209,11 @@ fn announce(mac: Mac, ip: IpAddr, tx: Arc<Mutex<Box<dyn DataLinkSender>>>) {
             tokio::time::sleep_until(start + at).await;
             let mut sender = tx.lock().expect("sender lock");
             for frame in &frames {
-                if let Some(Err(e)) = sender.send_to(frame, None) {
-                    warn!(%ip, error = %e, "sending an announcement failed");
+                match sender.send_to(frame, None) {
+                    Some(Err(e)) => warn!(%ip, error = %e, "sending an announcement failed"),
+                    _ => {
+                        metrics.gratuitous_sent.get_or_create(&protocol).inc();
+                    }
                 }
             }
         }

@@ -12,6 +12,9 @@
 pub mod announcer;
 pub mod desired;
 pub mod election;
+mod metrics;
 mod run;
+
+pub use metrics::Metrics;
 
 pub use run::{Error, SpeakerConfig, run};

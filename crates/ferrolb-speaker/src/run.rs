@@ -21,6 +21,7 @@ use ferrolb_api::{ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, selector_
 
 use crate::announcer::{Announcer, InterfacePolicy};
 use crate::desired::{Advertisement, ExternalIp, NodeInfo, Placement, place};
+use crate::metrics::Metrics;
 
 /// Speaker configuration.
 #[derive(Debug, Clone)]
@@ -117,10 +118,13 @@ fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
     }
 }
 
-/// Runs the speaker until `shutdown` turns true; stops announcing before returning.
+/// Runs the speaker until `shutdown` turns true; stops announcing before returning. `ready` turns true once
+/// the caches have synced.
 pub async fn run(
     client: kube::Client,
     config: SpeakerConfig,
+    metrics: Metrics,
+    ready: Arc<std::sync::atomic::AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let notify = Arc::new(Notify::new());
@@ -138,7 +142,8 @@ pub async fn run(
         _ = shutdown.changed() => return Ok(()),
     }
     info!(node = %config.node_name, "caches synced; placing external IPs");
-    let mut announcer = Announcer::new(config.interfaces.clone());
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut announcer = Announcer::new(config.interfaces.clone(), metrics.clone());
     let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
     let mut resync = tokio::time::interval(Duration::from_secs(30));
     loop {
@@ -166,6 +171,7 @@ pub async fn run(
             })
             .collect();
         announcer.set(&wanted);
+        metrics.owned_ips.set(i64::try_from(wanted.len()).unwrap_or(i64::MAX));
         last = placed;
     }
     info!("shutting down: no longer answering for any IP");

@@ -38,6 +38,9 @@ pub struct SpeakerArgs {
     /// This node's name (the Node object).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` server.
+    #[arg(long, default_value = "0.0.0.0:7473", env = "FERROLB_METRICS_ADDRESS")]
+    pub metrics_address: SocketAddr,
     /// The loadBalancerClass handled.
     #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
     pub load_balancer_class: String,

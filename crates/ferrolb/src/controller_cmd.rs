@@ -50,8 +50,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let server =
-        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), health.clone(), stop_rx.clone()));
+    let (alive, ready) = (health.clone(), health.clone());
+    let probes =
+        crate::server::Probes { alive: Arc::new(move || alive.is_alive()), ready: Arc::new(move || ready.is_ready()) };
+    let server = tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
     let controller = tokio::spawn(ferrolb_controller::run(client, config, metrics, health, stop_rx));
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

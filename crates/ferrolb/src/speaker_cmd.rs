@@ -1,8 +1,12 @@
 //! `ferrolb speaker`: runs the speaker on this node until SIGTERM or Ctrl-C, then stops answering.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
 use ferrolb_speaker::SpeakerConfig;
 use ferrolb_speaker::announcer::InterfacePolicy;
+use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
@@ -20,7 +24,16 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut speaker = tokio::spawn(ferrolb_speaker::run(client, config, stop_rx));
+    let mut registry = Registry::default();
+    let metrics = ferrolb_speaker::Metrics::register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let ready_probe = ready.clone();
+    let probes = crate::server::Probes {
+        alive: Arc::new(|| true),
+        ready: Arc::new(move || ready_probe.load(Ordering::Relaxed)),
+    };
+    let server = tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
+    let mut speaker = tokio::spawn(ferrolb_speaker::run(client, config, metrics, ready, stop_rx));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -29,6 +42,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(true);
     speaker.await.context("speaker task panicked")?.context("speaker failed")?;
+    server.await.context("metrics server panicked")??;
     info!("stopped");
     Ok(())
 }

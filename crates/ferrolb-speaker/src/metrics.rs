@@ -1,0 +1,50 @@
+//! The speaker's Prometheus metrics, registered once under the `ferrolb_speaker_` prefix.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// `arp` or `ndp`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    /// The protocol.
+    pub protocol: &'static str,
+}
+
+/// A static drop reason (`ParseError::label`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// The reason.
+    pub reason: &'static str,
+}
+
+/// Every speaker metric; cheap to clone (the responder threads hold copies).
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// External IPs this node announces.
+    pub owned_ips: Gauge,
+    /// ARP requests and neighbour solicitations seen.
+    pub requests_seen: Family<ProtocolLabels, Counter>,
+    /// Requests answered (for an owned IP).
+    pub requests_answered: Family<ProtocolLabels, Counter>,
+    /// Gratuitous ARP / unsolicited NA frames sent.
+    pub gratuitous_sent: Family<ProtocolLabels, Counter>,
+    /// Malformed frames dropped, by reason.
+    pub parse_drops: Family<ReasonLabels, Counter>,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry` under `ferrolb_speaker_`.
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics::default();
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        r.register("owned_ips", "External IPs this node announces", metrics.owned_ips.clone());
+        r.register("requests_seen", "ARP requests and neighbour solicitations seen", metrics.requests_seen.clone());
+        r.register("requests_answered", "Requests answered for owned IPs", metrics.requests_answered.clone());
+        r.register("gratuitous_sent", "Gratuitous ARP and unsolicited NA frames sent", metrics.gratuitous_sent.clone());
+        r.register("parse_drops", "Malformed frames dropped, by reason", metrics.parse_drops.clone());
+        metrics
+    }
+}

@@ -9,6 +9,7 @@
 //! `ferrolb-ipam`; talking to the API server belongs to the controller and the speaker.
 
 mod annotations;
+mod class;
 mod conditions;
 mod crds;
 mod l2advertisement;
@@ -17,6 +18,7 @@ mod schema;
 mod selector;
 
 pub use annotations::*;
+pub use class::handles_service;
 pub use conditions::*;
 pub use crds::all_crds;
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec};

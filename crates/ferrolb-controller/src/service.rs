@@ -13,14 +13,7 @@ use crate::config::Config;
 
 /// Whether the controller handles this Service: type LoadBalancer, and our class (or no class, if allowed).
 pub fn is_handled(service: &Service, config: &Config) -> bool {
-    let Some(spec) = &service.spec else { return false };
-    if spec.type_.as_deref() != Some("LoadBalancer") {
-        return false;
-    }
-    match &spec.load_balancer_class {
-        None => config.handle_unclassed,
-        Some(class) => *class == config.load_balancer_class,
-    }
+    ferrolb_api::handles_service(service, &config.load_balancer_class, config.handle_unclassed)
 }
 
 /// The Service's key.

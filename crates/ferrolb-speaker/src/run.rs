@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use ferrolb_api::k8s::{Node, ResourceExt, Service};
-use ferrolb_api::{ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, selector_from_k8s};
+use ferrolb_api::{ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, handles_service, selector_from_k8s};
 
 use crate::announcer::{Announcer, InterfacePolicy};
 use crate::desired::{Advertisement, ExternalIp, NodeInfo, Placement, place};
@@ -62,18 +62,9 @@ where
     (store, stream)
 }
 
-fn handled(svc: &Service, config: &SpeakerConfig) -> bool {
-    let Some(spec) = &svc.spec else { return false };
-    spec.type_.as_deref() == Some("LoadBalancer")
-        && match &spec.load_balancer_class {
-            None => config.handle_unclassed,
-            Some(c) => *c == config.load_balancer_class,
-        }
-}
-
 fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) -> Vec<ExternalIp> {
     let mut by_ip: BTreeMap<IpAddr, ExternalIp> = BTreeMap::new();
-    for svc in services.iter().filter(|s| handled(s, config)) {
+    for svc in services.iter().filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed)) {
         let pools: Vec<String> = svc
             .annotations()
             .get(ALLOCATED_FROM_POOL)

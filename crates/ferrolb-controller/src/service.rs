@@ -21,13 +21,11 @@ pub fn key_of(service: &Service) -> ServiceKey {
     ServiceKey::new(&service.namespace().unwrap_or_default(), &service.name_any())
 }
 
-fn first_annotation<'a>(service: &'a Service, keys: &[&str]) -> Option<(&'static str, &'a str)> {
+/// The first of `keys` set to a non-empty value, with the key (for messages) and the trimmed value.
+fn first_annotation<'a>(service: &'a Service, keys: &[&'static str]) -> Option<(&'static str, &'a str)> {
     let annotations = service.metadata.annotations.as_ref()?;
-    keys.iter().find_map(|k| {
-        let value = annotations.get(*k)?.trim();
-        // Keys come from 'static arrays; find the matching static str for messages.
-        let key: &'static str =
-            [ADDRESS_POOL_KEYS, LOAD_BALANCER_IPS_KEYS, ALLOW_SHARED_IP_KEYS].iter().flatten().find(|s| **s == *k)?;
+    keys.iter().find_map(|&key| {
+        let value = annotations.get(key)?.trim();
         (!value.is_empty()).then_some((key, value))
     })
 }

@@ -10,7 +10,6 @@ iface, target = sys.argv[1], sys.argv[2]
 timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 sock.bind((iface, 0))
-mac = sock.getsockname()[4]
 with open(f"/sys/class/net/{iface}/address") as f:
     mac = bytes.fromhex(f.read().strip().replace(":", ""))
 src_ip = socket.inet_aton("0.0.0.0")
@@ -24,7 +23,9 @@ while time.time() < deadline:
         data = sock.recv(2048)
     except socket.timeout:
         continue
-    if len(data) >= 42 and data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02" and data[28:32] == socket.inet_aton(target):
+    # Only replies to this request: unicast to us. Gratuitous ARP replies (broadcast) are not answers.
+    if (len(data) >= 42 and data[0:6] == mac and data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02"
+            and data[28:32] == socket.inet_aton(target) and data[32:38] == mac):
         seen.add(data[22:28].hex(":"))
 for m in sorted(seen):
     print(m)

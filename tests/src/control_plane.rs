@@ -65,27 +65,12 @@ impl ControlPlane {
 
     /// Runs kubectl against this control plane; fails with stderr on a non-zero exit.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = self.kubectl_raw(args, None)?;
-        if !output.status.success() {
-            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::kubectl::checked(&self.kubeconfig(), args)
     }
 
     /// Runs kubectl with `stdin` and returns its raw output (for expected failures).
     pub fn kubectl_raw(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<std::process::Output> {
-        let mut command = Command::new("kubectl");
-        command.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
-        let Some(input) = stdin else { return command.output().context("running kubectl") };
-        use std::io::Write;
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("running kubectl")?;
-        child.stdin.take().expect("piped").write_all(input.as_bytes())?;
-        child.wait_with_output().context("waiting for kubectl")
+        crate::kubectl::raw(&self.kubeconfig(), args, stdin)
     }
 
     /// `kubectl apply -f -` with YAML.

@@ -75,11 +75,7 @@ impl Lab {
 
     /// Runs kubectl against the lab.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new("kubectl").arg("--kubeconfig").arg(self.kubeconfig()).args(args).output()?;
-        if !output.status.success() {
-            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        crate::kubectl::checked(&self.kubeconfig(), args)
     }
 
     /// `kubectl apply -f FILE`.

@@ -4,6 +4,7 @@
 
 pub mod control_plane;
 pub mod controller;
+pub mod kubectl;
 pub mod lab;
 pub mod wait;
 

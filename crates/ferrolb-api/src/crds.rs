@@ -3,11 +3,11 @@
 use kube::CustomResourceExt;
 
 use crate::k8s::CustomResourceDefinition;
-use crate::{IPAddressPool, L2Advertisement};
+use crate::{IPAddressPool, L2Advertisement, L2Announcement};
 
 /// The CRDs of ferrolb, with their file stems under `crds/` (`ferrolb.io_<plural>`).
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
-    [IPAddressPool::crd(), L2Advertisement::crd()]
+    [IPAddressPool::crd(), L2Advertisement::crd(), L2Announcement::crd()]
         .into_iter()
         .map(|crd| (format!("ferrolb.io_{}", crd.spec.names.plural), crd))
         .collect()

@@ -13,6 +13,7 @@ mod class;
 mod conditions;
 mod crds;
 mod l2advertisement;
+mod l2announcement;
 mod pool;
 mod schema;
 mod selector;
@@ -22,6 +23,7 @@ pub use class::handles_service;
 pub use conditions::*;
 pub use crds::all_crds;
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec};
+pub use l2announcement::{L2Announcement, L2AnnouncementSpec, l2announcement_name};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
 pub use selector::selector_from_k8s;
 

@@ -12,7 +12,8 @@
 pub mod announcer;
 pub mod desired;
 pub mod election;
-mod metrics;
+pub mod membership;
+pub mod metrics;
 mod run;
 
 pub use metrics::Metrics;

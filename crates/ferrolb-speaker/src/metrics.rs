@@ -20,6 +20,13 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// `up` or `down`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TransitionLabels {
+    /// The direction of the transition.
+    pub kind: &'static str,
+}
+
 /// Every speaker metric; cheap to clone (the responder threads hold copies).
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -33,6 +40,14 @@ pub struct Metrics {
     pub gratuitous_sent: Family<ProtocolLabels, Counter>,
     /// Malformed frames dropped, by reason.
     pub parse_drops: Family<ReasonLabels, Counter>,
+    /// Live speakers in this speaker's membership view, itself included.
+    pub membership_size: Gauge,
+    /// Other speakers joining (`up`) or leaving/dying (`down`).
+    pub membership_transitions: Family<TransitionLabels, Counter>,
+    /// Membership datagrams refused (wrong key, forged, stale), by reason.
+    pub membership_rejected: Family<ReasonLabels, Counter>,
+    /// Times this node took an IP over from another node or from nobody.
+    pub ownership_changes: Counter,
 }
 
 impl Metrics {
@@ -45,6 +60,22 @@ impl Metrics {
         r.register("requests_answered", "Requests answered for owned IPs", metrics.requests_answered.clone());
         r.register("gratuitous_sent", "Gratuitous ARP and unsolicited NA frames sent", metrics.gratuitous_sent.clone());
         r.register("parse_drops", "Malformed frames dropped, by reason", metrics.parse_drops.clone());
+        r.register(
+            "membership_size",
+            "Live speakers in this speaker's view, itself included",
+            metrics.membership_size.clone(),
+        );
+        r.register(
+            "membership_transitions",
+            "Other speakers joining (up) or leaving (down) the membership",
+            metrics.membership_transitions.clone(),
+        );
+        r.register(
+            "membership_rejected",
+            "Membership datagrams refused, by reason",
+            metrics.membership_rejected.clone(),
+        );
+        r.register("ownership_takeovers", "IPs this node started announcing", metrics.ownership_changes.clone());
         metrics
     }
 }

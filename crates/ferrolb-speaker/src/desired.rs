@@ -1,10 +1,11 @@
-//! Which IPs this node announces, as a pure function of the cluster state.
+//! Which node announces each IP, as a pure function of the cluster state and the membership view.
 //!
-//! An IP is announced by the owner among the eligible nodes ([`crate::election::owner`]). A node is eligible
-//! for an IP when it is Ready, its NetworkUnavailable condition is not True, it is not labelled
-//! `node.kubernetes.io/exclude-from-external-load-balancers`, and some L2Advertisement that covers the IP's
-//! pool selects it. Liveness comes from the Node's Ready condition for now (a membership protocol is the next
-//! step of the speaker issue).
+//! An IP is announced by the owner among the eligible live nodes ([`crate::election::owner`]). A node is
+//! live when its speaker is in the membership. It is eligible for an IP when its NetworkUnavailable condition
+//! is not True, it is not labelled `node.kubernetes.io/exclude-from-external-load-balancers`, some
+//! L2Advertisement that covers the IP's pool selects it, and some Service using the IP has a ready endpoint
+//! (with `externalTrafficPolicy: Local`, a ready endpoint on that node). The Node's Ready condition is not
+//! used: it follows the kubelet, not the speaker, and lags a dead node by 40 s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -21,8 +22,6 @@ pub struct NodeInfo {
     pub name: String,
     /// Node labels.
     pub labels: BTreeMap<String, String>,
-    /// Ready condition is True.
-    pub ready: bool,
     /// NetworkUnavailable condition is True.
     pub network_unavailable: bool,
 }
@@ -55,6 +54,38 @@ impl Advertisement {
     }
 }
 
+/// The endpoints of one Service, as eligibility needs them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceEndpoints {
+    /// `externalTrafficPolicy: Local`.
+    pub local: bool,
+    /// Whether any endpoint is ready.
+    pub any_ready: bool,
+    /// Nodes with a ready endpoint (only used with `local`; see [`crate::endpoints`] for the damping).
+    pub nodes: BTreeSet<String>,
+}
+
+impl ServiceEndpoints {
+    fn accepts(&self, node: &str) -> bool {
+        self.any_ready && (!self.local || self.nodes.contains(node))
+    }
+}
+
+/// Everything placement reads besides the IPs.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// Nodes from the API.
+    pub nodes: &'a [NodeInfo],
+    /// L2Advertisements.
+    pub advertisements: &'a [Advertisement],
+    /// Pool labels by pool name.
+    pub pool_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// Live speakers by node name.
+    pub live: &'a BTreeSet<String>,
+    /// Endpoints by Service (`namespace/name`).
+    pub endpoints: &'a BTreeMap<String, ServiceEndpoints>,
+}
+
 /// One external IP with what is needed to place it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalIp {
@@ -76,34 +107,57 @@ pub enum Placement {
     },
     /// Another node announces it.
     OtherOwner(String),
-    /// No eligible node: nobody announces it.
+    /// No Service using it has a ready endpoint: nobody announces it.
+    NoReadyEndpoint,
+    /// No eligible live node: nobody announces it.
     NoEligibleNode,
     /// No L2Advertisement covers its pool.
     NotAdvertised,
 }
 
-/// Places every IP.
-pub fn place(
-    me: &str,
-    ips: &[ExternalIp],
-    nodes: &[NodeInfo],
-    advertisements: &[Advertisement],
-    pool_labels: &BTreeMap<String, BTreeMap<String, String>>,
-) -> BTreeMap<IpAddr, Placement> {
-    let healthy: Vec<&NodeInfo> =
-        nodes.iter().filter(|n| n.ready && !n.network_unavailable && !n.labels.contains_key(EXCLUDE_LABEL)).collect();
+impl Placement {
+    /// The announcing node, if any.
+    pub fn owner<'a>(&'a self, me: &'a str) -> Option<&'a str> {
+        match self {
+            Placement::Announce { .. } => Some(me),
+            Placement::OtherOwner(owner) => Some(owner),
+            _ => None,
+        }
+    }
+}
+
+/// Places every IP as seen from node `me`.
+pub fn place(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>) -> BTreeMap<IpAddr, Placement> {
+    let healthy: Vec<&NodeInfo> = cluster
+        .nodes
+        .iter()
+        .filter(|n| cluster.live.contains(&n.name) && !n.network_unavailable && !n.labels.contains_key(EXCLUDE_LABEL))
+        .collect();
+    let no_endpoints = ServiceEndpoints::default();
     ips.iter()
         .map(|ext| {
-            let covering: Vec<&Advertisement> =
-                advertisements.iter().filter(|a| a.covers(&ext.pool, pool_labels.get(&ext.pool))).collect();
+            let covering: Vec<&Advertisement> = cluster
+                .advertisements
+                .iter()
+                .filter(|a| a.covers(&ext.pool, cluster.pool_labels.get(&ext.pool)))
+                .collect();
             if covering.is_empty() {
                 return (ext.ip, Placement::NotAdvertised);
             }
-            let eligible = healthy.iter().filter(|n| covering.iter().any(|a| a.selects(n))).map(|n| n.name.as_str());
+            let endpoints: Vec<&ServiceEndpoints> =
+                ext.services.iter().map(|s| cluster.endpoints.get(s).unwrap_or(&no_endpoints)).collect();
+            if !endpoints.iter().any(|e| e.any_ready) {
+                return (ext.ip, Placement::NoReadyEndpoint);
+            }
+            let eligible = healthy
+                .iter()
+                .filter(|n| covering.iter().any(|a| a.selects(n)))
+                .filter(|n| endpoints.iter().any(|e| e.accepts(&n.name)))
+                .map(|n| n.name.as_str());
             let placement = match owner(ext.ip, eligible) {
                 None => Placement::NoEligibleNode,
                 Some(owner) if owner == me => {
-                    let me_node = nodes.iter().find(|n| n.name == me);
+                    let me_node = cluster.nodes.iter().find(|n| n.name == me);
                     let mut interfaces: Vec<String> = covering
                         .iter()
                         .filter(|a| me_node.is_some_and(|n| a.selects(n)))
@@ -124,11 +178,10 @@ pub fn place(
 mod tests {
     use super::*;
 
-    fn node(name: &str, ready: bool, labels: &[(&str, &str)]) -> NodeInfo {
+    fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         NodeInfo {
             name: name.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            ready,
             network_unavailable: false,
         }
     }
@@ -138,15 +191,47 @@ mod tests {
     }
 
     fn ext(ip: &str, pool: &str) -> ExternalIp {
-        ExternalIp { ip: ip.parse().unwrap(), pool: pool.into(), services: BTreeSet::new() }
+        ExternalIp { ip: ip.parse().unwrap(), pool: pool.into(), services: ["default/web".to_owned()].into() }
+    }
+
+    /// Owns the inputs a [`Cluster`] borrows; every node live and `default/web` ready everywhere by default.
+    struct World {
+        nodes: Vec<NodeInfo>,
+        ads: Vec<Advertisement>,
+        pool_labels: BTreeMap<String, BTreeMap<String, String>>,
+        live: BTreeSet<String>,
+        endpoints: BTreeMap<String, ServiceEndpoints>,
+    }
+
+    impl World {
+        fn new(nodes: Vec<NodeInfo>, ads: Vec<Advertisement>) -> World {
+            let live = nodes.iter().map(|n| n.name.clone()).collect();
+            let ready = ServiceEndpoints { local: false, any_ready: true, nodes: BTreeSet::new() };
+            World {
+                nodes,
+                ads,
+                pool_labels: BTreeMap::new(),
+                live,
+                endpoints: [("default/web".to_owned(), ready)].into(),
+            }
+        }
+
+        fn cluster(&self) -> Cluster<'_> {
+            Cluster {
+                nodes: &self.nodes,
+                advertisements: &self.ads,
+                pool_labels: &self.pool_labels,
+                live: &self.live,
+                endpoints: &self.endpoints,
+            }
+        }
     }
 
     #[test]
     fn every_node_agrees_on_one_owner() {
-        let nodes = vec![node("node-1", true, &[]), node("node-2", true, &[]), node("node-3", true, &[])];
+        let world = World::new(vec![node("node-1", &[]), node("node-2", &[]), node("node-3", &[])], vec![all_pools()]);
         let ips: Vec<ExternalIp> = (0..50).map(|i| ext(&format!("198.51.100.{i}"), "p")).collect();
-        let ads = [all_pools()];
-        let views: Vec<_> = nodes.iter().map(|n| place(&n.name, &ips, &nodes, &ads, &BTreeMap::new())).collect();
+        let views: Vec<_> = world.nodes.iter().map(|n| place(&n.name, &ips, &world.cluster())).collect();
         for ip in &ips {
             let announcing = views.iter().filter(|v| matches!(v[&ip.ip], Placement::Announce { .. })).count();
             assert_eq!(announcing, 1, "{} announced by {announcing} nodes", ip.ip);
@@ -154,27 +239,30 @@ mod tests {
     }
 
     #[test]
-    fn unready_and_excluded_nodes_are_skipped() {
-        let nodes =
-            vec![node("node-1", false, &[]), node("node-2", true, &[(EXCLUDE_LABEL, "")]), node("node-3", true, &[])];
+    fn dead_and_excluded_nodes_are_skipped() {
+        let mut world = World::new(
+            vec![node("node-1", &[]), node("node-2", &[(EXCLUDE_LABEL, "")]), node("node-3", &[])],
+            vec![all_pools()],
+        );
+        world.live.remove("node-1");
         let ips = [ext("198.51.100.1", "p"), ext("198.51.100.2", "p")];
-        let placed = place("node-3", &ips, &nodes, &[all_pools()], &BTreeMap::new());
+        let placed = place("node-3", &ips, &world.cluster());
         assert!(placed.values().all(|p| matches!(p, Placement::Announce { .. })));
     }
 
     #[test]
     fn pools_without_advertisement_are_not_announced() {
-        let nodes = vec![node("node-1", true, &[])];
         let only_a = Advertisement { pools: ["a".to_owned()].into(), ..all_pools() };
-        let placed = place("node-1", &[ext("198.51.100.1", "b")], &nodes, &[only_a], &BTreeMap::new());
+        let world = World::new(vec![node("node-1", &[])], vec![only_a]);
+        let placed = place("node-1", &[ext("198.51.100.1", "b")], &world.cluster());
         assert_eq!(placed.values().next(), Some(&Placement::NotAdvertised));
-        let placed = place("node-1", &[ext("198.51.100.1", "b")], &nodes, &[], &BTreeMap::new());
+        let world = World::new(vec![node("node-1", &[])], vec![]);
+        let placed = place("node-1", &[ext("198.51.100.1", "b")], &world.cluster());
         assert_eq!(placed.values().next(), Some(&Placement::NotAdvertised));
     }
 
     #[test]
     fn node_selectors_limit_the_candidates() {
-        let nodes = vec![node("node-1", true, &[("edge", "yes")]), node("node-2", true, &[])];
         let edge_only = Advertisement {
             node_selectors: vec![Selector {
                 match_labels: [("edge".to_owned(), "yes".to_owned())].into(),
@@ -183,8 +271,32 @@ mod tests {
             interfaces: vec!["eth1".into()],
             ..all_pools()
         };
+        let world = World::new(vec![node("node-1", &[("edge", "yes")]), node("node-2", &[])], vec![edge_only]);
         let ips: Vec<ExternalIp> = (0..20).map(|i| ext(&format!("198.51.100.{i}"), "p")).collect();
-        let placed = place("node-1", &ips, &nodes, &[edge_only], &BTreeMap::new());
+        let placed = place("node-1", &ips, &world.cluster());
         assert!(placed.values().all(|p| *p == Placement::Announce { interfaces: vec!["eth1".into()] }));
+    }
+
+    #[test]
+    fn services_without_ready_endpoints_are_not_announced() {
+        let mut world = World::new(vec![node("node-1", &[])], vec![all_pools()]);
+        world.endpoints.clear();
+        let placed = place("node-1", &[ext("198.51.100.1", "p")], &world.cluster());
+        assert_eq!(placed.values().next(), Some(&Placement::NoReadyEndpoint));
+    }
+
+    #[test]
+    fn local_traffic_policy_picks_a_node_with_an_endpoint() {
+        let mut world =
+            World::new(vec![node("node-1", &[]), node("node-2", &[]), node("node-3", &[])], vec![all_pools()]);
+        let local = ServiceEndpoints { local: true, any_ready: true, nodes: ["node-2".to_owned()].into() };
+        world.endpoints.insert("default/web".into(), local);
+        let ips: Vec<ExternalIp> = (0..20).map(|i| ext(&format!("198.51.100.{i}"), "p")).collect();
+        for ip in &ips {
+            for n in ["node-1", "node-2", "node-3"] {
+                let placed = place(n, std::slice::from_ref(ip), &world.cluster());
+                assert_eq!(placed[&ip.ip].owner(n), Some("node-2"), "{} seen from {n}", ip.ip);
+            }
+        }
     }
 }

@@ -1,10 +1,12 @@
-//! The speaker: decides which node announces each external IP, and (to come) announces it with ARP/NDP.
+//! The speaker: decides which node announces each external IP, announces it with ARP/NDP, and records who
+//! holds it.
 //!
-//! [`election::owner`] ranks eligible live nodes by rendezvous hashing over (node name, IP), so every
-//! speaker computes the same owner from the same inputs with no round-trip, and a node leaving moves only
-//! the IPs it owned. [`desired::place`] applies eligibility (Ready, exclusion label, L2Advertisements) and
-//! [`announcer::Announcer`] answers ARP/NDP for this node's share. Liveness is the Node's Ready condition
-//! for now; the SWIM membership of the speaker issue replaces it.
+//! [`membership`] tells which speakers are alive (authenticated SWIM over UDP, sub-second). [`election::owner`]
+//! ranks eligible live nodes by rendezvous hashing over (node name, IP), so every speaker computes the same
+//! owner from the same inputs with no round-trip, and a node leaving moves only the IPs it owned.
+//! [`desired::place`] applies eligibility (L2Advertisements, exclusion label, NetworkUnavailable, ready
+//! endpoints with [`endpoints`] damping for `externalTrafficPolicy: Local`), [`announcer::Announcer`] answers
+//! ARP/NDP for this node's share, and [`records`] keeps `L2Announcement` objects and Events for operators.
 //!
 //! Architecture invariant: the speaker never writes Service status (the controller does); decisions are
 //! pure functions of their inputs, kept apart from sockets and the API server.
@@ -12,10 +14,12 @@
 pub mod announcer;
 pub mod desired;
 pub mod election;
+pub mod endpoints;
 pub mod membership;
 pub mod metrics;
+pub mod records;
 mod run;
 
 pub use metrics::Metrics;
 
-pub use run::{Error, SpeakerConfig, run};
+pub use run::{Error, MembershipOptions, SpeakerConfig, run};

@@ -1,27 +1,49 @@
-//! The speaker's long-running task: watch Services, Nodes, pools and L2Advertisements; place every external
-//! IP; hand this node's share to the [`Announcer`].
+//! The speaker's long-running task: watch the cluster, keep the membership, place every external IP, hand
+//! this node's share to the [`Announcer`], and record ownership for operators.
 //!
-//! Fail static: when the API server is unreachable the stores keep their last state, so the speaker keeps
-//! announcing what it announced.
+//! Fail static: when the API server is unreachable the stores keep their last state and the membership runs
+//! on its own, so the speaker keeps announcing what it announced (and still fails over between live nodes).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
-use ferrolb_api::k8s::{Node, ResourceExt, Service};
-use ferrolb_api::{ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, handles_service, selector_from_k8s};
+use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::EndpointSlice;
+use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use ferrolb_api::k8s::{Node, ObjectReference, ResourceExt, Service, jiff};
+use ferrolb_api::{
+    ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, L2Announcement, handles_service, selector_from_k8s,
+};
 
 use crate::announcer::{Announcer, InterfacePolicy};
-use crate::desired::{Advertisement, ExternalIp, NodeInfo, Placement, place};
+use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
+use crate::endpoints::{EndpointTracker, Observed};
+use crate::membership::{Membership, MembershipKey, MembershipSettings, View};
 use crate::metrics::Metrics;
+use crate::records::{RecordInputs, ServiceRef, Write, reconcile, takeover_note};
+
+/// How this speaker joins the membership.
+#[derive(Debug, Clone)]
+pub struct MembershipOptions {
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// The shared key.
+    pub key: MembershipKey,
+    /// The address peers reach this node on; default: the Node's first InternalIP.
+    pub address: Option<IpAddr>,
+}
 
 /// Speaker configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +56,8 @@ pub struct SpeakerConfig {
     pub handle_unclassed: bool,
     /// Interfaces never used.
     pub interfaces: InterfacePolicy,
+    /// Membership settings.
+    pub membership: MembershipOptions,
 }
 
 /// Errors of the speaker loop.
@@ -42,7 +66,12 @@ pub enum Error {
     /// A watch could not start.
     #[error("watch failed: {0}")]
     Watch(String),
+    /// The membership could not start.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
 }
+
+const FIELD_MANAGER: &str = "ferrolb-speaker";
 
 fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl futures::Stream<Item = ()>)
 where
@@ -62,9 +91,17 @@ where
     (store, stream)
 }
 
+fn service_key(svc: &Service) -> String {
+    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+fn handled<'a>(services: &'a [Arc<Service>], config: &'a SpeakerConfig) -> impl Iterator<Item = &'a Arc<Service>> {
+    services.iter().filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed))
+}
+
 fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) -> Vec<ExternalIp> {
     let mut by_ip: BTreeMap<IpAddr, ExternalIp> = BTreeMap::new();
-    for svc in services.iter().filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed)) {
+    for svc in handled(services, config) {
         let pools: Vec<String> = svc
             .annotations()
             .get(ALLOCATED_FROM_POOL)
@@ -74,11 +111,42 @@ fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) -> Vec<Extern
         for (i, entry) in ingress.into_iter().flatten().enumerate() {
             let Some(ip) = entry.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) else { continue };
             let pool = pools.get(i).or(pools.first()).cloned().unwrap_or_default();
-            let key = format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
-            by_ip.entry(ip).or_insert_with(|| ExternalIp { ip, pool, services: BTreeSet::new() }).services.insert(key);
+            by_ip
+                .entry(ip)
+                .or_insert_with(|| ExternalIp { ip, pool, services: BTreeSet::new() })
+                .services
+                .insert(service_key(svc));
         }
     }
     by_ip.into_values().collect()
+}
+
+fn observed_endpoints(
+    services: &[Arc<Service>],
+    slices: &[Arc<EndpointSlice>],
+    config: &SpeakerConfig,
+) -> BTreeMap<String, Observed> {
+    let mut observed: BTreeMap<String, Observed> = handled(services, config)
+        .map(|svc| {
+            let local = svc.spec.as_ref().and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local");
+            (service_key(svc), Observed { local, ..Default::default() })
+        })
+        .collect();
+    for slice in slices {
+        let Some(name) = slice.labels().get("kubernetes.io/service-name") else { continue };
+        let key = format!("{}/{}", slice.namespace().unwrap_or_default(), name);
+        let Some(entry) = observed.get_mut(&key) else { continue };
+        // An endpoint whose readiness is unknown counts as ready, as the EndpointSlice API specifies.
+        for ep in
+            slice.endpoints.iter().flatten().filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        {
+            entry.any_ready = true;
+            if let Some(node) = &ep.node_name {
+                entry.ready_nodes.insert(node.clone());
+            }
+        }
+    }
+    observed
 }
 
 fn node_info(node: &Node) -> NodeInfo {
@@ -87,9 +155,14 @@ fn node_info(node: &Node) -> NodeInfo {
     NodeInfo {
         name: node.name_any(),
         labels: node.labels().clone().into_iter().collect(),
-        ready: is_true("Ready"),
         network_unavailable: is_true("NetworkUnavailable"),
     }
+}
+
+/// A node's first InternalIP: where its speaker listens for membership datagrams.
+fn node_address(node: &Node) -> Option<IpAddr> {
+    let addresses = node.status.as_ref()?.addresses.as_ref()?;
+    addresses.iter().filter(|a| a.type_ == "InternalIP").find_map(|a| a.address.parse().ok())
 }
 
 fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
@@ -109,13 +182,119 @@ fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
     }
 }
 
-/// Runs the speaker until `shutdown` turns true; stops announcing before returning. `ready` turns true once
-/// the caches have synced.
+/// An Event for a Service.
+struct ServiceEvent {
+    service: ServiceRef,
+    warning: bool,
+    reason: &'static str,
+    note: String,
+}
+
+/// Performs the API writes off the placement loop, so a slow API server never delays an announcement.
+struct Writer {
+    client: kube::Client,
+    recorder: Recorder,
+}
+
+impl Writer {
+    async fn write(&self, write: Write, me: &str) {
+        match write {
+            Write::Apply { owner, name, spec } => {
+                let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &owner.namespace);
+                let mut obj = L2Announcement::new(&name, spec);
+                obj.metadata.namespace = Some(owner.namespace.clone());
+                obj.metadata.labels = Some([("ferrolb.io/node".to_owned(), me.to_owned())].into());
+                obj.metadata.owner_references = owner.uid.clone().map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Service".into(),
+                        name: owner.name.clone(),
+                        uid,
+                        ..Default::default()
+                    }]
+                });
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                if let Err(e) = api.patch(&name, &params, &Patch::Apply(&obj)).await {
+                    warn!(namespace = %owner.namespace, %name, error = %e, "writing an L2Announcement failed");
+                }
+            }
+            Write::Delete { namespace, name, resource_version } => {
+                let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &namespace);
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions { resource_version, uid: None }),
+                    ..Default::default()
+                };
+                match api.delete(&name, &params).await {
+                    Ok(_) => debug!(%namespace, %name, "removed an L2Announcement"),
+                    // Gone already, or rewritten by a new owner since it was read: both are fine.
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(e) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, event: ServiceEvent) {
+        let reference = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Service".to_owned()),
+            name: Some(event.service.name.clone()),
+            namespace: Some(event.service.namespace.clone()),
+            uid: event.service.uid.clone(),
+            ..Default::default()
+        };
+        let ev = Event {
+            type_: if event.warning { EventType::Warning } else { EventType::Normal },
+            reason: event.reason.to_owned(),
+            note: Some(event.note),
+            action: "Announce".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            warn!(service = %event.service.name, error = %e, "publishing an event failed");
+        }
+    }
+}
+
+/// Why `previous` no longer holds an IP this node just took.
+fn why_moved(previous: &str, me: &str, ext: &ExternalIp, cluster: &Cluster<'_>) -> String {
+    if !cluster.live.contains(previous) {
+        return format!("{previous} left membership");
+    }
+    // Would `previous` be eligible on its own?
+    let alone: BTreeSet<String> = [previous.to_owned()].into();
+    let only_previous = Cluster { live: &alone, ..*cluster };
+    match place(previous, std::slice::from_ref(ext), &only_previous).get(&ext.ip) {
+        Some(Placement::Announce { .. }) => format!("{me} ranks first for this IP"),
+        _ => format!("{previous} is no longer eligible"),
+    }
+}
+
+fn not_announced_note(ip: IpAddr, placement: &Placement, pool: &str) -> Option<(&'static str, String)> {
+    match placement {
+        Placement::NotAdvertised => {
+            Some(("NotAnnounced", format!("{ip} is not announced: no L2Advertisement covers pool {pool}")))
+        }
+        Placement::NoEligibleNode => Some((
+            "NotAnnounced",
+            format!(
+                "{ip} is not announced: no live node is eligible (check L2Advertisement nodeSelectors, the exclude-from-external-load-balancers label, and that speakers are running)"
+            ),
+        )),
+        Placement::NoReadyEndpoint => {
+            Some(("NotAnnounced", format!("{ip} is not announced: the Service has no ready endpoint")))
+        }
+        _ => None,
+    }
+}
+
+/// Runs the speaker until `shutdown` turns true; leaves the membership and stops announcing before returning.
+/// `ready` turns true once the caches have synced and the membership has started.
 pub async fn run(
     client: kube::Client,
     config: SpeakerConfig,
     metrics: Metrics,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    ready: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let notify = Arc::new(Notify::new());
@@ -123,32 +302,120 @@ pub async fn run(
     let (nodes, s2) = watch_into(Api::<Node>::all(client.clone()), notify.clone());
     let (pools, s3) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
     let (ads, s4) = watch_into(Api::<L2Advertisement>::all(client.clone()), notify.clone());
+    let (slices, s5) = watch_into(Api::<EndpointSlice>::all(client.clone()), notify.clone());
+    let (records, s6) = watch_into(Api::<L2Announcement>::all(client.clone()), notify.clone());
     let watches = tokio::spawn(async move {
-        tokio::join!(s1.collect::<()>(), s2.collect::<()>(), s3.collect::<()>(), s4.collect::<()>());
+        tokio::join!(
+            s1.collect::<()>(),
+            s2.collect::<()>(),
+            s3.collect::<()>(),
+            s4.collect::<()>(),
+            s5.collect::<()>(),
+            s6.collect::<()>()
+        );
     });
     tokio::select! {
-        r = async { tokio::try_join!(services.wait_until_ready(), nodes.wait_until_ready(), pools.wait_until_ready(), ads.wait_until_ready()) } => {
+        r = async { tokio::try_join!(
+            services.wait_until_ready(), nodes.wait_until_ready(), pools.wait_until_ready(),
+            ads.wait_until_ready(), slices.wait_until_ready(), records.wait_until_ready()) } => {
             r.map_err(|e| Error::Watch(e.to_string()))?;
         }
         _ = shutdown.changed() => return Ok(()),
     }
-    info!(node = %config.node_name, "caches synced; placing external IPs");
-    ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut announcer = Announcer::new(config.interfaces.clone(), metrics.clone());
-    let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
-    let mut resync = tokio::time::interval(Duration::from_secs(30));
-    loop {
+    let me = config.node_name.clone();
+    let port = config.membership.port;
+    let peers_of = |nodes: &[Arc<Node>]| -> BTreeMap<String, SocketAddr> {
+        nodes.iter().filter_map(|n| Some((n.name_any(), SocketAddr::new(node_address(n)?, port)))).collect()
+    };
+    // Where peers reach this node: its Node's InternalIP unless configured.
+    let advertise = loop {
+        let own = config
+            .membership
+            .address
+            .or_else(|| nodes.get(&reflector::ObjectRef::new(&me)).and_then(|n| node_address(&n)));
+        if let Some(ip) = own {
+            break SocketAddr::new(ip, port);
+        }
+        warn!(node = %me, "waiting for this node's Node object with an InternalIP (or set --membership-address)");
         tokio::select! {
             _ = notify.notified() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+    };
+    let mut peers = peers_of(&nodes.state());
+    let settings = MembershipSettings { node: me.clone(), advertise, key: config.membership.key.clone() };
+    let membership = Membership::start(settings, peers.clone(), metrics.clone()).await?;
+    let mut view_rx = membership.view();
+    info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
+    ready.store(true, Ordering::Relaxed);
+
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(me.clone()) };
+    let writer = Arc::new(Writer { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
+    let (writes_tx, mut writes_rx) = watch::channel::<Vec<Write>>(Vec::new());
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<ServiceEvent>();
+    let writer_task = {
+        let (writer, me) = (writer.clone(), me.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = writes_rx.changed() => {
+                        if changed.is_err() { break; }
+                        let batch = writes_rx.borrow_and_update().clone();
+                        futures::stream::iter(batch).for_each_concurrent(8, |w| writer.write(w, &me)).await;
+                    }
+                    Some(event) = events_rx.recv() => writer.publish(event).await,
+                    else => break,
+                }
+            }
+        })
+    };
+
+    let mut announcer = Announcer::new(config.interfaces.clone(), metrics.clone());
+    let mut tracker = EndpointTracker::default();
+    let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
+    let mut since: BTreeMap<IpAddr, String> = BTreeMap::new();
+    let mut resync = tokio::time::interval(Duration::from_secs(30));
+    let mut settle_at: Option<Instant> = None;
+    loop {
+        let settle = async {
+            match settle_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = notify.notified() => {}
+            changed = view_rx.changed() => if changed.is_err() { break },
+            _ = settle => {}
             _ = resync.tick() => {}
             _ = shutdown.changed() => break,
         }
-        let ips = external_ips(&services.state(), &config);
-        let node_list: Vec<NodeInfo> = nodes.state().iter().map(|n| node_info(n)).collect();
+        let view: View = view_rx.borrow_and_update().clone();
+        let node_objects = nodes.state();
+        let new_peers = peers_of(&node_objects);
+        if new_peers != peers {
+            peers = new_peers;
+            membership.set_peers(peers.clone());
+        }
+        let service_objects = services.state();
+        let ips = external_ips(&service_objects, &config);
+        let now = Instant::now();
+        let endpoints =
+            tracker.observe(now.into_std(), &observed_endpoints(&service_objects, &slices.state(), &config));
+        settle_at = tracker.next_change(now.into_std()).map(Instant::from_std);
+        let node_list: Vec<NodeInfo> = node_objects.iter().map(|n| node_info(n)).collect();
         let advertisements: Vec<Advertisement> = ads.state().iter().filter_map(|a| advertisement(a)).collect();
         let pool_labels: BTreeMap<String, BTreeMap<String, String>> =
             pools.state().iter().map(|p| (p.name_any(), p.labels().clone().into_iter().collect())).collect();
-        let placed = place(&config.node_name, &ips, &node_list, &advertisements, &pool_labels);
+        let cluster = Cluster {
+            nodes: &node_list,
+            advertisements: &advertisements,
+            pool_labels: &pool_labels,
+            live: &view.members,
+            endpoints: &endpoints,
+        };
+        // Until the view settles this speaker may believe it is alone: announce nothing rather than everything.
+        let placed = if view.settled { place(&me, &ips, &cluster) } else { BTreeMap::new() };
         for (ip, placement) in &placed {
             if last.get(ip) != Some(placement) {
                 info!(%ip, ?placement, "placement");
@@ -161,12 +428,78 @@ pub async fn run(
                 _ => None,
             })
             .collect();
-        announcer.set(&wanted);
+        let on_interfaces = announcer.set(&wanted);
         metrics.owned_ips.set(i64::try_from(wanted.len()).unwrap_or(i64::MAX));
+
+        let service_refs: BTreeMap<String, ServiceRef> = service_objects
+            .iter()
+            .map(|s| {
+                let r = ServiceRef { namespace: s.namespace().unwrap_or_default(), name: s.name_any(), uid: s.uid() };
+                (service_key(s), r)
+            })
+            .collect();
+        let record_objects = records.state();
+        since.retain(|ip, _| wanted.contains_key(ip));
+        let stamp = jiff::Timestamp::now().to_string();
+        let janitor = view.members.first() == Some(&me);
+        for ext in &ips {
+            let placement = placed.get(&ext.ip);
+            let was = last.get(&ext.ip);
+            if placement == was {
+                continue;
+            }
+            let targets = ext.services.iter().filter_map(|s| service_refs.get(s));
+            if let Some(Placement::Announce { .. }) = placement {
+                since.insert(ext.ip, stamp.clone());
+                metrics.ownership_changes.inc();
+                let previous = record_objects
+                    .iter()
+                    .find(|r| r.spec.ip.parse::<IpAddr>().ok() == Some(ext.ip) && r.spec.node != me)
+                    .map(|r| r.spec.node.clone());
+                let why = previous.as_deref().map(|p| (p, why_moved(p, &me, ext, &cluster)));
+                let interfaces = on_interfaces.get(&ext.ip).cloned().unwrap_or_default();
+                let note = takeover_note(&me, ext.ip, &interfaces, why.as_ref().map(|(p, w)| (*p, w.as_str())));
+                info!(ip = %ext.ip, "{note}");
+                for service in targets {
+                    let event = ServiceEvent {
+                        service: service.clone(),
+                        warning: false,
+                        reason: "Announcing",
+                        note: note.clone(),
+                    };
+                    let _ = events_tx.send(event);
+                }
+            } else if janitor
+                && let Some((reason, note)) = placement.and_then(|p| not_announced_note(ext.ip, p, &ext.pool))
+            {
+                for service in targets {
+                    let event = ServiceEvent { service: service.clone(), warning: true, reason, note: note.clone() };
+                    let _ = events_tx.send(event);
+                }
+            }
+        }
+        let existing: Vec<&L2Announcement> = record_objects.iter().map(|r| r.as_ref()).collect();
+        let writes = reconcile(&RecordInputs {
+            me: &me,
+            janitor,
+            ips: &ips,
+            placed: &placed,
+            interfaces: &on_interfaces,
+            since: &since,
+            services: &service_refs,
+            existing: &existing,
+        });
+        if !writes.is_empty() {
+            writes_tx.send_replace(writes);
+        }
         last = placed;
     }
-    info!("shutting down: no longer answering for any IP");
+    info!("shutting down: leaving the membership, then no longer answering for any IP");
+    membership.leave().await;
     announcer.clear();
+    drop(writes_tx);
+    drop(events_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;
     watches.abort();
     Ok(())
 }

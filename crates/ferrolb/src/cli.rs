@@ -54,6 +54,16 @@ pub struct SpeakerArgs {
         default_value = "docker*,veth*,cni*,flannel*,cali*,cilium*,kube-ipvs*,cbr*,lxc*,tunl*,vxlan*,weave*"
     )]
     pub exclude_interfaces: Vec<String>,
+    /// File holding the membership key shared by all speakers (mounted from a Secret; at least 16 bytes).
+    #[arg(long, env = "FERROLB_MEMBERSHIP_KEY_FILE")]
+    pub membership_key_file: PathBuf,
+    /// UDP port of the membership protocol, the same on every node (MetalLB uses 7946; this default differs
+    /// so both can run during a migration).
+    #[arg(long, default_value_t = ferrolb_speaker::membership::DEFAULT_PORT, env = "FERROLB_MEMBERSHIP_PORT")]
+    pub membership_port: u16,
+    /// The address other speakers reach this one on; default: the Node's first InternalIP.
+    #[arg(long, env = "FERROLB_MEMBERSHIP_ADDRESS")]
+    pub membership_address: Option<std::net::IpAddr>,
 }
 
 /// Log output format.

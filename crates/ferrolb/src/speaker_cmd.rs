@@ -1,17 +1,24 @@
-//! `ferrolb speaker`: runs the speaker on this node until SIGTERM or Ctrl-C, then stops answering.
+//! `ferrolb speaker`: runs the speaker on this node until SIGTERM or Ctrl-C, then leaves the membership and
+//! stops answering.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use ferrolb_speaker::SpeakerConfig;
 use ferrolb_speaker::announcer::InterfacePolicy;
+use ferrolb_speaker::membership::MembershipKey;
+use ferrolb_speaker::{MembershipOptions, SpeakerConfig};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::cli::SpeakerArgs;
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<MembershipKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the membership key from {}", path.display()))?;
+    MembershipKey::from_bytes(&bytes).with_context(|| format!("the membership key in {}", path.display()))
+}
 
 /// Runs the subcommand.
 pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
@@ -21,6 +28,11 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         load_balancer_class: args.load_balancer_class.clone(),
         handle_unclassed: !args.ignore_unclassed,
         interfaces: InterfacePolicy { excluded_prefixes: args.exclude_interfaces.clone() },
+        membership: MembershipOptions {
+            port: args.membership_port,
+            key: read_key(&args.membership_key_file)?,
+            address: args.membership_address,
+        },
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -11,8 +11,13 @@ use crate::controller::ferrolb_binary;
 use crate::repo_root;
 
 /// A running lab; `hack/lab down` on drop.
+///
+/// Labs share the host namespace's view of the documentation ranges (every lab's bridge holds
+/// 198.51.100.1/24), so two at once would route each other's replies: [`Lab::start`] holds a host-wide lock
+/// for the lab's lifetime and the lab tests run one after another.
 pub struct Lab {
     dir: PathBuf,
+    _exclusive: std::fs::File,
     /// A client with admin rights.
     pub client: kube::Client,
 }
@@ -30,6 +35,13 @@ impl Lab {
     /// Brings up a lab with `nodes` nodes; `extra` flags go to `hack/lab up` (e.g. `--no-ferrolb`).
     pub async fn start(nodes: usize, extra: &[&str]) -> anyhow::Result<Lab> {
         require_root()?;
+        let lock_path = std::env::temp_dir().join("ferrolb-lab.lock");
+        let exclusive = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
+            let file = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+            file.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+            Ok(file)
+        })
+        .await??;
         let base = std::env::var_os("FERROLB_TEST_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
         let dir = base.join(format!("ferrolb-lab-{}-{}", std::process::id(), crate::control_plane::unique()));
         let binary = ferrolb_binary()?;
@@ -54,7 +66,7 @@ impl Lab {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let client = kube::Client::try_from(config)?;
         std::mem::forget(guard);
-        Ok(Lab { dir, client })
+        Ok(Lab { dir, _exclusive: exclusive, client })
     }
 
     /// Runs `hack/lab --dir DIR ARGS...` and returns stdout; fails with stderr on a non-zero exit.
@@ -81,6 +93,54 @@ impl Lab {
     /// `kubectl apply -f FILE`.
     pub fn apply_file(&self, path: &std::path::Path) -> anyhow::Result<String> {
         self.kubectl(&["apply", "-f", path.to_str().context("utf-8 path")?])
+    }
+
+    /// `kubectl apply` of a YAML text.
+    pub fn apply_yaml(&self, yaml: &str) -> anyhow::Result<String> {
+        let file = std::env::temp_dir().join(format!(
+            "ferrolb-lab-{}-{}.yaml",
+            std::process::id(),
+            crate::control_plane::unique()
+        ));
+        std::fs::write(&file, yaml)?;
+        let result = self.apply_file(&file);
+        let _ = std::fs::remove_file(&file);
+        result
+    }
+
+    /// Starts a command in a lab member in the background (for probes that run while the test acts).
+    pub fn spawn_exec(&self, member: &str, command: &[&str]) -> anyhow::Result<std::process::Child> {
+        Command::new(repo_root().join("hack/lab"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["exec", member, "--"])
+            .args(command)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting a background command in the lab")
+    }
+
+    /// The MACs that answer an ARP request for `ip` on the client's segment (a raw probe, one second).
+    pub fn arp_answers(&self, ip: &str) -> anyhow::Result<Vec<String>> {
+        let probe = repo_root().join("hack/lab.d/arp-probe.py");
+        let out = self.exec("client", &["python3", probe.to_str().context("utf-8 path")?, "eth0", ip, "1.0"])?;
+        Ok(out.lines().map(str::to_owned).collect())
+    }
+
+    /// The MAC of node-N's LAN interface.
+    pub fn node_mac(&self, node: &str) -> anyhow::Result<String> {
+        Ok(self.exec(node, &["cat", "/sys/class/net/eth0/address"])?.trim().to_owned())
+    }
+
+    /// The value of a metric line starting with `name` on node-N's speaker, 0 when absent.
+    pub fn speaker_metric(&self, node: &str, name: &str) -> anyhow::Result<f64> {
+        let metrics = self.exec(node, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
+        Ok(metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0))
     }
 
     /// The lab's kubeconfig.

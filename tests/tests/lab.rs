@@ -107,13 +107,6 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 "#;
 
-/// The MACs that answer an ARP request for `ip` on the client's segment.
-fn arp_answers(lab: &Lab, ip: &str) -> anyhow::Result<Vec<String>> {
-    let probe = repo_root().join("hack/lab.d/arp-probe.py");
-    let out = lab.exec("client", &["python3", probe.to_str().expect("utf-8"), "eth0", ip, "1.0"])?;
-    Ok(out.lines().map(str::to_owned).collect())
-}
-
 #[tokio::test]
 async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Result<()> {
     let lab = Lab::start(3, &[]).await?;
@@ -128,11 +121,11 @@ async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Resul
     })
     .await?;
     // Without an L2Advertisement nobody answers for the address.
-    assert!(arp_answers(&lab, "198.51.100.192")?.is_empty(), "answered without an L2Advertisement");
+    assert!(lab.arp_answers("198.51.100.192")?.is_empty(), "answered without an L2Advertisement");
 
     lab.apply_file(&repo_root().join("hack/lab.d/l2advertisement.yaml"))?;
     let macs = wait_for("an ARP answer for 198.51.100.192", SOON, || async {
-        let macs = arp_answers(&lab, "198.51.100.192")?;
+        let macs = lab.arp_answers("198.51.100.192")?;
         Ok((!macs.is_empty()).then_some(macs))
     })
     .await?;
@@ -142,7 +135,7 @@ async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Resul
         .collect::<Result<_, _>>()?;
     assert!(node_macs.contains(&macs[0]), "answer from {} is not a node ({node_macs:?})", macs[0]);
     // An address nobody holds gets no answer.
-    assert!(arp_answers(&lab, "198.51.100.199")?.is_empty());
+    assert!(lab.arp_answers("198.51.100.199")?.is_empty());
     // The owner's metrics count what it did.
     let owner = format!("node-{}", node_macs.iter().position(|m| *m == macs[0]).expect("a node's MAC") + 1);
     let metrics = lab.exec(&owner, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Opens a new TCP connection to IP:PORT every INTERVAL_MS for SECONDS and reports how it went, as JSON.
+
+Used by the failover tests and hack/bench/failover: the client side of "new connections succeed again". Every
+attempt runs in its own thread with a 1 s connect timeout, so a hung SYN does not delay the next attempt.
+`max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
+measured to within one interval); `failures` counts attempts that did not connect.
+
+usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH]
+--start-file: touch PATH once the first connection succeeded (lets a caller act only when traffic flows).
+"""
+import json
+import socket
+import sys
+import threading
+import time
+
+
+def attempt(ip, port, results, index):
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    start = time.monotonic()
+    ok = False
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect((ip, port))
+            ok = True
+    except OSError:
+        pass
+    results[index] = (start, ok)
+
+
+def main():
+    args = [a for a in sys.argv[1:]]
+    start_file = None
+    if "--start-file" in args:
+        i = args.index("--start-file")
+        start_file = args[i + 1]
+        del args[i : i + 2]
+    ip, port, seconds = args[0], int(args[1]), float(args[2])
+    interval = (float(args[3]) if len(args) > 3 else 10.0) / 1000.0
+    results = {}
+    threads = []
+    begin = time.monotonic()
+    index = 0
+    signalled = False
+    while time.monotonic() - begin < seconds:
+        t = threading.Thread(target=attempt, args=(ip, port, results, index), daemon=True)
+        t.start()
+        threads.append(t)
+        index += 1
+        if start_file and not signalled and any(ok for _, ok in list(results.values())):
+            open(start_file, "w").close()
+            signalled = True
+        time.sleep(max(0.0, begin + index * interval - time.monotonic()))
+    for t in threads:
+        t.join()
+    ordered = [results[i] for i in sorted(results)]
+    successes = [start for start, ok in ordered if ok]
+    gaps = [b - a for a, b in zip(successes, successes[1:])]
+    # Attempts in the last second tell whether the service came back.
+    tail = [ok for start, ok in ordered if start >= begin + seconds - 1.0]
+    print(
+        json.dumps(
+            {
+                "attempts": len(ordered),
+                "failures": sum(1 for _, ok in ordered if not ok),
+                "max_gap_ms": round(max(gaps) * 1000.0, 1) if gaps else None,
+                "last_second_ok": all(tail) and bool(tail),
+                "first_ok_ms": round((successes[0] - begin) * 1000.0, 1) if successes else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+//! Ownership in the lab with real speakers, real ARP and real TCP: a dead owner's IP moves, a graceful stop
+//! hands over without a failed connection, forged membership datagrams are refused, and eligibility follows
+//! endpoints, labels and L2Advertisements. (How fast is measured by `hack/bench/failover`, not here.)
+
+use std::time::Duration;
+
+use ferrolb_e2e::{Lab, repo_root, wait_for};
+
+const SOON: Duration = Duration::from_secs(30);
+const IP: &str = "198.51.100.192";
+
+/// The demo pool, an L2Advertisement limited to nodes labelled announce=yes, and a Service for app=web.
+const SETUP: &str = r#"apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: demo}
+spec: {addresses: [198.51.100.192/27]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: announcers}
+spec:
+  nodeSelectors: [{matchLabels: {ferrolb.io/announce: "yes"}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: demo, namespace: default}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+
+/// The node named by an L2Announcement for `ip` in `default`, if any.
+fn recorded_owner(lab: &Lab, ip: &str) -> anyhow::Result<Option<String>> {
+    let name = format!("ip-{}", ip.replace(['.', ':'], "-"));
+    let out = lab.kubectl(&[
+        "get",
+        "l2announcements",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.spec.node}{\"\\n\"}{end}",
+    ])?;
+    Ok(out.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).map(str::to_owned))
+}
+
+/// Node-2 and node-3 may announce; the only pod runs on node-1, so killing an announcer never kills the
+/// backend. Returns (owner, the other announcer) once the owner answers ARP and TCP works.
+async fn announcers_with_backend_elsewhere(lab: &Lab) -> anyhow::Result<(String, String)> {
+    lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
+    for node in ["node-2", "node-3"] {
+        lab.kubectl(&["label", "node", node, "ferrolb.io/announce=yes"])?;
+    }
+    lab.apply_yaml(SETUP)?;
+    let owner = wait_for("an L2Announcement for the demo IP", SOON, || async { recorded_owner(lab, IP) }).await?;
+    assert!(owner == "node-2" || owner == "node-3", "{owner} is not selected by the L2Advertisement");
+    let other = if owner == "node-2" { "node-3" } else { "node-2" }.to_owned();
+    let owner_mac = lab.node_mac(&owner)?;
+    wait_for("the owner alone answering ARP", SOON, || async {
+        Ok((lab.arp_answers(IP)? == [owner_mac.clone()]).then_some(()))
+    })
+    .await?;
+    wait_for("TCP through the EXTERNAL-IP", SOON, || async {
+        Ok(lab
+            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{IP}/")])
+            .ok()
+            .filter(|b| b.contains("pod=web-1")))
+    })
+    .await?;
+    Ok((owner, other))
+}
+
+/// Runs the connection probe from the client for `seconds`, calls `act` once connections flow, and returns
+/// the probe's JSON report.
+async fn probe_while(
+    lab: &Lab,
+    seconds: u32,
+    act: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<serde_json::Value> {
+    let probe = repo_root().join("hack/lab.d/connect-probe.py");
+    let flag = std::env::temp_dir().join(format!("ferrolb-probe-{}-{}", std::process::id(), seconds));
+    let _ = std::fs::remove_file(&flag);
+    let child = lab.spawn_exec(
+        "client",
+        &[
+            "python3",
+            probe.to_str().expect("utf-8"),
+            IP,
+            "80",
+            &seconds.to_string(),
+            "10",
+            "--start-file",
+            flag.to_str().expect("utf-8"),
+        ],
+    )?;
+    wait_for("the probe's first connection", SOON, || async { Ok(flag.exists().then_some(())) }).await?;
+    act()?;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let _ = std::fs::remove_file(&flag);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| anyhow::anyhow!("probe output {:?}: {e}", String::from_utf8_lossy(&output.stdout)))?;
+    Ok(report)
+}
+
+fn service_events(lab: &Lab) -> anyhow::Result<String> {
+    lab.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        "involvedObject.name=demo",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ])
+}
+
+#[tokio::test]
+async fn a_dead_owner_s_ip_moves_to_a_live_node_and_forgeries_are_refused() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &[]).await?;
+    let (owner, other) = announcers_with_backend_elsewhere(&lab).await?;
+
+    let report = probe_while(&lab, 12, || lab.lab(&["kill-node", &owner]).map(drop)).await?;
+    assert_eq!(report["last_second_ok"], true, "connections did not come back after {owner} died: {report}");
+    let gap = report["max_gap_ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(gap < 5000.0, "new connections failed for {gap} ms: {report}");
+
+    let other_mac = lab.node_mac(&other)?;
+    assert_eq!(lab.arp_answers(IP)?, [other_mac], "only the surviving announcer may answer");
+    wait_for("the record naming the new owner", SOON, || async {
+        Ok((recorded_owner(&lab, IP)?.as_deref() == Some(other.as_str())).then_some(()))
+    })
+    .await?;
+    let events = wait_for("an Event explaining the takeover", SOON, || async {
+        let events = service_events(&lab)?;
+        Ok(events.contains(&format!("took over from {owner}: {owner} left membership")).then_some(events))
+    })
+    .await?;
+    assert!(events.contains(&format!("announcing {IP} from {other}")), "{events}");
+
+    // Datagrams without the key (a forged "member down", garbage) are counted and change nothing.
+    let port_before = lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?;
+    let forge = "import socket,os,time\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        for i in range(20):\n    \
+        s.sendto(b'FLB\\x01'+int(time.time()*1000).to_bytes(8,'big')+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
+        s.sendto(os.urandom(100),(ADDR,7947))\n";
+    let node_ip = if other == "node-2" { "198.51.100.12" } else { "198.51.100.13" };
+    lab.exec("client", &["python3", "-c", &forge.replace("ADDR", &format!("'{node_ip}'"))])?;
+    wait_for("the forged datagrams counted as refused", SOON, || async {
+        let bad = lab.speaker_metric(&other, "ferrolb_speaker_membership_rejected_total{reason=\"bad_tag\"}")?;
+        Ok((bad >= 20.0).then_some(()))
+    })
+    .await?;
+    assert!(lab.speaker_metric(&other, "ferrolb_speaker_membership_rejected_total{reason=\"not_ours\"}")? >= 20.0);
+    assert_eq!(lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?, port_before);
+    assert_eq!(recorded_owner(&lab, IP)?.as_deref(), Some(other.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &[]).await?;
+    let (owner, other) = announcers_with_backend_elsewhere(&lab).await?;
+
+    let report = probe_while(&lab, 6, || lab.lab(&["stop-speaker", &owner]).map(drop)).await?;
+    assert_eq!(report["failures"], 0, "new connections failed during a graceful handover: {report}");
+    assert_eq!(report["last_second_ok"], true, "{report}");
+    let other_mac = lab.node_mac(&other)?;
+    assert_eq!(lab.arp_answers(IP)?, [other_mac], "the stopped speaker must not answer");
+    wait_for("the record naming the new owner", SOON, || async {
+        Ok((recorded_owner(&lab, IP)?.as_deref() == Some(other.as_str())).then_some(()))
+    })
+    .await?;
+
+    // Back again: it rejoins and the membership is whole.
+    lab.lab(&["start-speaker", &owner])?;
+    wait_for("the restarted speaker in the membership", SOON, || async {
+        Ok((lab.speaker_metric(&other, "ferrolb_speaker_membership_size ")? == 3.0).then_some(()))
+    })
+    .await?;
+    let answers = wait_for("one ARP answer after the rejoin", SOON, || async {
+        let answers = lab.arp_answers(IP)?;
+        Ok((answers.len() == 1).then_some(answers))
+    })
+    .await?;
+    let holder = recorded_owner(&lab, IP)?.unwrap_or_default();
+    assert_eq!(answers, [lab.node_mac(&holder)?], "the answering node is not the recorded owner {holder}");
+    Ok(())
+}
+
+const LOCAL: &str = r#"apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: demo}
+spec: {addresses: [198.51.100.192/27]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: everywhere}
+spec: {}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: demo, namespace: default}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: local}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+
+#[tokio::test]
+async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &[]).await?;
+    lab.lab(&["pod", "add", "local-1", "--node", "node-2", "--labels", "app=local"])?;
+    lab.apply_yaml(LOCAL)?;
+    let owner_is = |node: &'static str| {
+        let lab = &lab;
+        async move {
+            let mac = lab.node_mac(node)?;
+            wait_for(&format!("{node} holding the IP"), SOON, || async {
+                let recorded = recorded_owner(lab, IP)?;
+                Ok((recorded.as_deref() == Some(node) && lab.arp_answers(IP)? == [mac.clone()]).then_some(()))
+            })
+            .await
+        }
+    };
+    // externalTrafficPolicy Local: only the node with the endpoint may hold the IP.
+    owner_is("node-2").await?;
+    let body = lab.exec("client", &["curl", "-s", "-m", "2", &format!("http://{IP}/")])?;
+    assert!(body.contains("pod=local-1") && body.contains("client=198.51.100.2"), "{body}");
+
+    // Moving the pod moves the IP.
+    lab.lab(&["pod", "add", "local-2", "--node", "node-3", "--labels", "app=local"])?;
+    lab.lab(&["pod", "del", "local-1"])?;
+    owner_is("node-3").await?;
+
+    // The exclusion label takes node-3 out; no other node has an endpoint, so nobody announces, the record
+    // goes and the Service is told why.
+    lab.kubectl(&["label", "node", "node-3", "node.kubernetes.io/exclude-from-external-load-balancers="])?;
+    wait_for("the IP withdrawn", SOON, || async {
+        Ok((recorded_owner(&lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
+    })
+    .await?;
+    wait_for("a NotAnnounced Event", SOON, || async {
+        Ok(service_events(&lab)?.contains("no live node is eligible").then_some(()))
+    })
+    .await?;
+    lab.kubectl(&["label", "node", "node-3", "node.kubernetes.io/exclude-from-external-load-balancers-"])?;
+    owner_is("node-3").await?;
+
+    // Removing the L2Advertisement withdraws the IP.
+    lab.kubectl(&["delete", "l2advertisement", "everywhere"])?;
+    wait_for("the IP withdrawn after the L2Advertisement went", SOON, || async {
+        Ok((recorded_owner(&lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
+    })
+    .await?;
+    wait_for("an Event naming the missing L2Advertisement", SOON, || async {
+        Ok(service_events(&lab)?.contains("no L2Advertisement covers pool demo").then_some(()))
+    })
+    .await?;
+    Ok(())
+}

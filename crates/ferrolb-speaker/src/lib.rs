@@ -10,6 +10,7 @@
 //! pure functions of their inputs, kept apart from sockets and the API server.
 
 pub mod announcer;
+mod bpf;
 pub mod desired;
 pub mod election;
 mod metrics;

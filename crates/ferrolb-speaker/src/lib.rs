@@ -14,6 +14,7 @@ mod bpf;
 pub mod desired;
 pub mod election;
 mod metrics;
+mod multicast;
 mod run;
 
 pub use metrics::Metrics;

@@ -15,6 +15,8 @@ pub mod desired;
 pub mod election;
 mod metrics;
 mod multicast;
+mod netlink;
+mod responder;
 mod run;
 
 pub use metrics::Metrics;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub gratuitous_sent: Family<ProtocolLabels, Counter>,
     /// Malformed frames dropped, by reason.
     pub parse_drops: Family<ReasonLabels, Counter>,
+    /// Frames the responders read from their packet sockets (what the kernel's BPF filter let through).
+    pub frames_read: Counter,
 }
 
 impl Metrics {
@@ -45,6 +47,11 @@ impl Metrics {
         r.register("requests_answered", "Requests answered for owned IPs", metrics.requests_answered.clone());
         r.register("gratuitous_sent", "Gratuitous ARP and unsolicited NA frames sent", metrics.gratuitous_sent.clone());
         r.register("parse_drops", "Malformed frames dropped, by reason", metrics.parse_drops.clone());
+        r.register(
+            "frames_read",
+            "Frames the responders read from their filtered packet sockets",
+            metrics.frames_read.clone(),
+        );
         metrics
     }
 }

@@ -136,7 +136,8 @@ pub async fn run(
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut announcer = Announcer::new(config.interfaces.clone(), metrics.clone());
     let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
-    let mut resync = tokio::time::interval(Duration::from_secs(30));
+    let _links = crate::netlink::spawn_watcher(notify.clone());
+    let mut resync = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = notify.notified() => {}

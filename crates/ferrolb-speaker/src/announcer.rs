@@ -1,28 +1,34 @@
 //! The ARP/NDP announcer: answers requests for owned IPs on raw packet sockets and sends gratuitous ARP /
 //! unsolicited neighbour advertisements when it takes an IP.
 //!
-//! One responder thread per interface reads frames (blocking reads with a short timeout so it can stop) and
-//! looks each request up in the shared table of owned IPs; removing an IP from the table stops the answers at
-//! once. The IP is never put on a host interface, so the kernel neither answers for it nor serves host
-//! sockets on it.
+//! One [`responder`](crate::responder) thread per interface in use reads the frames a kernel BPF filter lets
+//! through and looks each request up in the shared table of owned IPs; removing an IP from the table stops
+//! the answers at once. Every [`Announcer::set`] re-reads the interfaces (the loop calls it on every
+//! rtnetlink change): a responder whose interface is gone or was re-created (new index) is stopped or
+//! re-opened, one no IP uses any more is stopped, and each owned IPv6 address's solicited-node group is
+//! joined on its interfaces ([`crate::multicast`]). The IP is never put on a host interface, so the kernel
+//! neither answers for it nor serves host sockets on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ferrolb_packet::{
-    GratuitousForm, Mac, ParseError, Request, arp_reply, gratuitous_arp, neighbor_advertisement, parse,
-};
-use pnet_datalink::{Channel, DataLinkSender, NetworkInterface};
-use tracing::{debug, info, warn};
+use ferrolb_packet::{GratuitousForm, Mac, gratuitous_arp, neighbor_advertisement};
+use pnet_datalink::NetworkInterface;
+use tracing::{info, warn};
 
-use crate::metrics::{Metrics, ProtocolLabels, ReasonLabels};
+use crate::metrics::{Metrics, ProtocolLabels};
+use crate::multicast::Memberships;
+use crate::responder::{Responder, Sender};
 
 /// Delays of the repeated announcements after taking an IP: spread over more than a second so Linux
 /// neighbours inside their `locktime` (1 s) accept at least one.
 const ANNOUNCE_AT: [Duration; 3] = [Duration::ZERO, Duration::from_millis(500), Duration::from_millis(1100)];
+
+/// `IFF_NOARP`: the interface does not resolve addresses (tunnels, some virtual devices).
+const IFF_NOARP: u32 = 0x80;
 
 /// Which interfaces may announce.
 #[derive(Debug, Clone)]
@@ -40,12 +46,78 @@ impl InterfacePolicy {
     }
 }
 
-type Owned = Arc<RwLock<HashMap<(IpAddr, String), ()>>>;
+/// Failures to open the announcer's sockets; each has a static [`Error::label`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The raw packet socket could not be opened or bound.
+    #[error("cannot open a packet socket: {0}")]
+    PacketSocket(#[source] std::io::Error),
+    /// The kernel refused the BPF filter.
+    #[error("cannot attach the BPF filter: {0}")]
+    Filter(#[source] std::io::Error),
+    /// pnet gave something other than an Ethernet channel.
+    #[error("interface {0} is not Ethernet")]
+    NotEthernet(String),
+    /// The responder thread could not be spawned.
+    #[error("cannot start the responder thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The rtnetlink socket could not be opened or subscribed.
+    #[error("cannot subscribe to rtnetlink: {0}")]
+    Netlink(#[source] std::io::Error),
+}
 
-struct Responder {
-    mac: Mac,
-    tx: Arc<Mutex<Box<dyn DataLinkSender>>>,
-    stop: Arc<AtomicBool>,
+impl Error {
+    /// A static label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::PacketSocket(_) => "packet_socket",
+            Error::Filter(_) => "filter",
+            Error::NotEthernet(_) => "not_ethernet",
+            Error::Thread(_) => "thread",
+            Error::Netlink(_) => "netlink",
+        }
+    }
+}
+
+/// An IP announced on an interface (by name).
+pub(crate) type Key = (IpAddr, String);
+
+/// The owned (IP, interface) pairs, shared with the responder threads.
+pub(crate) type Owned = Arc<RwLock<HashMap<Key, ()>>>;
+
+/// An eligible interface as the choice sees it.
+#[derive(Debug, Clone)]
+struct Link {
+    iface: NetworkInterface,
+    /// Enslaved to a bond or bridge (`IFLA_MASTER`): the master carries its traffic.
+    member: bool,
+}
+
+impl Link {
+    /// Whether automatic choice may use it: not a bond/bridge member, and it resolves addresses.
+    fn automatic(&self) -> bool {
+        !self.member && self.iface.flags & IFF_NOARP == 0
+    }
+}
+
+fn read_links(policy: &InterfacePolicy) -> Vec<Link> {
+    pnet_datalink::interfaces()
+        .into_iter()
+        .filter(|i| policy.eligible(i))
+        .map(|iface| Link { member: Path::new("/sys/class/net").join(&iface.name).join("master").exists(), iface })
+        .collect()
+}
+
+/// The interfaces `ip` is announced on: those named in `explicit` if any; else, among interfaces open to
+/// automatic choice, those on the IP's subnet, or all of them when none is.
+fn choose<'a>(ip: IpAddr, explicit: &[String], links: &'a [Link]) -> Vec<&'a Link> {
+    if !explicit.is_empty() {
+        return links.iter().filter(|l| explicit.contains(&l.iface.name)).collect();
+    }
+    let automatic: Vec<&Link> = links.iter().filter(|l| l.automatic()).collect();
+    let on_subnet: Vec<&Link> =
+        automatic.iter().copied().filter(|l| l.iface.ips.iter().any(|net| net.contains(ip))).collect();
+    if on_subnet.is_empty() { automatic } else { on_subnet }
 }
 
 /// Announces IPs; see the module doc.
@@ -53,149 +125,118 @@ pub struct Announcer {
     policy: InterfacePolicy,
     owned: Owned,
     responders: HashMap<String, Responder>,
+    multicast: Memberships,
     metrics: Metrics,
 }
 
 impl Announcer {
     /// An announcer with nothing to announce.
     pub fn new(policy: InterfacePolicy, metrics: Metrics) -> Announcer {
-        Announcer { policy, owned: Arc::default(), responders: HashMap::new(), metrics }
+        Announcer {
+            policy,
+            owned: Arc::default(),
+            responders: HashMap::new(),
+            multicast: Memberships::default(),
+            metrics,
+        }
     }
 
     /// Makes `wanted` (IP to explicit interfaces; empty means automatic) the set of announced IPs.
     /// Returns the interfaces each IP is announced on.
     pub fn set(&mut self, wanted: &BTreeMap<IpAddr, Vec<String>>) -> BTreeMap<IpAddr, Vec<String>> {
-        let interfaces: Vec<NetworkInterface> =
-            pnet_datalink::interfaces().into_iter().filter(|i| self.policy.eligible(i)).collect();
+        let links = read_links(&self.policy);
         let mut placed: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
         for (ip, explicit) in wanted {
-            let chosen: Vec<&NetworkInterface> = if !explicit.is_empty() {
-                interfaces.iter().filter(|i| explicit.contains(&i.name)).collect()
-            } else {
-                let on_subnet: Vec<&NetworkInterface> =
-                    interfaces.iter().filter(|i| i.ips.iter().any(|net| net.contains(*ip))).collect();
-                if on_subnet.is_empty() { interfaces.iter().collect() } else { on_subnet }
-            };
+            let chosen = choose(*ip, explicit, &links);
             if chosen.is_empty() {
                 warn!(%ip, "no eligible interface to announce on");
             }
-            placed.insert(*ip, chosen.iter().map(|i| i.name.clone()).collect());
+            placed.insert(*ip, chosen.iter().map(|l| l.iface.name.clone()).collect());
         }
-        for name in placed.values().flatten() {
-            if !self.responders.contains_key(name)
-                && let Some(iface) = interfaces.iter().find(|i| &i.name == name)
-            {
-                match self.start_responder(iface) {
-                    Ok(r) => {
-                        self.responders.insert(name.clone(), r);
-                    }
-                    Err(e) => warn!(interface = %name, error = %e, "cannot open a packet socket"),
-                }
-            }
+        let index: HashMap<&str, u32> = links.iter().map(|l| (l.iface.name.as_str(), l.iface.index)).collect();
+        let opened = self.update_responders(&placed, &links);
+        for (name, ifindex) in &index {
+            self.multicast.relink(name, *ifindex);
         }
-        let new: HashMap<(IpAddr, String), ()> =
+
+        let new: HashMap<Key, ()> =
             placed.iter().flat_map(|(ip, names)| names.iter().map(move |n| ((*ip, n.clone()), ()))).collect();
-        let added: Vec<(IpAddr, String)> = {
+        let (added, removed): (Vec<Key>, Vec<Key>) = {
             let mut table = self.owned.write().expect("owned table lock");
             let added = new.keys().filter(|k| !table.contains_key(*k)).cloned().collect();
-            for key in table.keys().filter(|k| !new.contains_key(*k)) {
-                info!(ip = %key.0, interface = %key.1, "stopped announcing");
-            }
+            let removed = table.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
             *table = new;
-            added
+            (added, removed)
         };
-        for (ip, name) in added {
-            if let Some(r) = self.responders.get(&name) {
-                info!(%ip, interface = %name, "announcing");
-                announce(r.mac, ip, r.tx.clone(), self.metrics.clone());
+        for (ip, name) in &removed {
+            info!(%ip, interface = %name, "stopped announcing");
+            if let IpAddr::V6(v6) = ip {
+                self.multicast.release(name, *v6);
+            }
+        }
+        for (ip, name) in &added {
+            info!(%ip, interface = %name, "announcing");
+            if let (IpAddr::V6(v6), Some(ifindex)) = (ip, index.get(name.as_str())) {
+                self.multicast.take(name, *ifindex, *v6);
+            }
+        }
+        // Announce what is new, and everything on a responder just (re-)opened: a re-created interface may
+        // have a new MAC that neighbours must learn.
+        for (ip, names) in &placed {
+            for name in names {
+                let fresh = opened.contains(name) || added.iter().any(|(a, n)| a == ip && n == name);
+                if let (true, Some(r)) = (fresh, self.responders.get(name)) {
+                    announce(r.mac, *ip, r.tx.clone(), self.metrics.clone());
+                }
             }
         }
         placed
     }
 
-    /// Stops answering for everything (graceful shutdown).
+    /// Stops responders whose interface is unused, gone or re-created, and opens the missing ones. Returns
+    /// the interfaces whose responder was opened now.
+    fn update_responders(&mut self, placed: &BTreeMap<IpAddr, Vec<String>>, links: &[Link]) -> BTreeSet<String> {
+        let used: BTreeSet<&String> = placed.values().flatten().collect();
+        self.responders.retain(|name, r| {
+            let current = links.iter().find(|l| &l.iface.name == name).map(|l| l.iface.index);
+            let keep = used.contains(name) && current == Some(r.ifindex);
+            if !keep {
+                info!(interface = %name, reason = match current {
+                    None => "gone",
+                    Some(i) if i != r.ifindex => "re-created",
+                    Some(_) => "unused",
+                }, "stopping the responder");
+            }
+            keep
+        });
+        let mut opened = BTreeSet::new();
+        for name in used {
+            if self.responders.contains_key(name) {
+                continue;
+            }
+            let Some(link) = links.iter().find(|l| &l.iface.name == name) else { continue };
+            match Responder::start(&link.iface, self.owned.clone(), self.metrics.clone()) {
+                Ok(r) => {
+                    info!(interface = %name, ifindex = r.ifindex, "responder started");
+                    self.responders.insert(name.clone(), r);
+                    opened.insert(name.clone());
+                }
+                Err(e) => warn!(interface = %name, error = %e, reason = e.label(), "cannot start a responder"),
+            }
+        }
+        opened
+    }
+
+    /// Stops answering for everything and leaves every multicast group (graceful shutdown).
     pub fn clear(&mut self) {
         self.owned.write().expect("owned table lock").clear();
-        for r in self.responders.values() {
-            r.stop.store(true, Ordering::Relaxed);
-        }
+        self.responders.clear();
+        self.multicast = Memberships::default();
     }
-
-    fn start_responder(&self, iface: &NetworkInterface) -> std::io::Result<Responder> {
-        let config = pnet_datalink::Config {
-            read_timeout: Some(Duration::from_millis(200)),
-            promiscuous: false,
-            ..Default::default()
-        };
-        let (tx, mut rx) = match pnet_datalink::channel(iface, config)? {
-            Channel::Ethernet(tx, rx) => (tx, rx),
-            _ => return Err(std::io::Error::other("not an Ethernet channel")),
-        };
-        let mac = Mac(iface.mac.map(|m| [m.0, m.1, m.2, m.3, m.4, m.5]).unwrap_or_default());
-        let tx = Arc::new(Mutex::new(tx));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (owned, name, thread_tx, thread_stop) = (self.owned.clone(), iface.name.clone(), tx.clone(), stop.clone());
-        let metrics = self.metrics.clone();
-        std::thread::Builder::new().name(format!("respond-{name}")).spawn(move || {
-            while !thread_stop.load(Ordering::Relaxed) {
-                let frame = match rx.next() {
-                    Ok(frame) => frame,
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                    Err(e) => {
-                        warn!(interface = %name, error = %e, "reading frames failed");
-                        std::thread::sleep(Duration::from_millis(100));
-                        continue;
-                    }
-                };
-                let Some(reply) = answer(frame, mac, &name, &owned, &metrics) else { continue };
-                if let Some(Err(e)) = thread_tx.lock().expect("sender lock").send_to(&reply, None) {
-                    warn!(interface = %name, error = %e, "sending a reply failed");
-                }
-            }
-        })?;
-        Ok(Responder { mac, tx, stop })
-    }
-}
-
-/// The reply to `frame`, if it asks for an IP we own on `interface`.
-fn answer(frame: &[u8], mac: Mac, interface: &str, owned: &Owned, metrics: &Metrics) -> Option<Vec<u8>> {
-    let request = match parse(frame) {
-        Ok(request) => request,
-        // Ordinary traffic (IP packets, ARP replies) is not a drop; malformed requests are.
-        Err(ParseError::Unrelated | ParseError::NotArpRequest) => return None,
-        Err(e) => {
-            metrics.parse_drops.get_or_create(&ReasonLabels { reason: e.label() }).inc();
-            return None;
-        }
-    };
-    let protocol = ProtocolLabels { protocol: if matches!(request, Request::Arp { .. }) { "arp" } else { "ndp" } };
-    metrics.requests_seen.get_or_create(&protocol).inc();
-    let table = owned.read().ok()?;
-    let ours = |ip: IpAddr| table.contains_key(&(ip, interface.to_owned()));
-    let reply = match request {
-        Request::Arp { frame_source, sender_mac, sender_ip, target_ip } => {
-            if frame_source == mac || !ours(IpAddr::V4(target_ip)) {
-                return None;
-            }
-            debug!(ip = %target_ip, from = %sender_ip, "answering ARP");
-            Some(arp_reply(mac, target_ip, sender_mac, sender_ip))
-        }
-        Request::NeighborSolicit { frame_source, source_ip, target, source_link_layer, .. } => {
-            if frame_source == mac || !ours(IpAddr::V6(target)) {
-                return None;
-            }
-            debug!(ip = %target, from = %source_ip, "answering neighbour solicitation");
-            // Unicast NUD probes may omit the source link-layer option: answer the frame's source.
-            let to_mac = source_link_layer.unwrap_or(frame_source);
-            Some(neighbor_advertisement(mac, target, Some((to_mac, source_ip))))
-        }
-    };
-    metrics.requests_answered.get_or_create(&protocol).inc();
-    reply
 }
 
 /// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second.
-fn announce(mac: Mac, ip: IpAddr, tx: Arc<Mutex<Box<dyn DataLinkSender>>>, metrics: Metrics) {
+fn announce(mac: Mac, ip: IpAddr, tx: Sender, metrics: Metrics) {
     let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
     let frames: Vec<Vec<u8>> = match ip {
         IpAddr::V4(v4) => {
@@ -219,3 +260,6 @@ fn announce(mac: Mac, ip: IpAddr, tx: Arc<Mutex<Box<dyn DataLinkSender>>>, metri
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,12 +12,16 @@
 //! pure functions of their inputs, kept apart from sockets and the API server.
 
 pub mod announcer;
+mod bpf;
 pub mod desired;
 pub mod election;
 pub mod endpoints;
 pub mod membership;
 pub mod metrics;
+mod multicast;
+mod netlink;
 pub mod records;
+mod responder;
 mod run;
 
 pub use metrics::Metrics;

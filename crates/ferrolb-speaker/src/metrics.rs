@@ -48,6 +48,9 @@ pub struct Metrics {
     pub membership_rejected: Family<ReasonLabels, Counter>,
     /// Times this node took an IP over from another node or from nobody.
     pub ownership_changes: Counter,
+
+    /// Frames the responders read from their packet sockets (what the kernel's BPF filter let through).
+    pub frames_read: Counter,
 }
 
 impl Metrics {
@@ -76,6 +79,11 @@ impl Metrics {
             metrics.membership_rejected.clone(),
         );
         r.register("ownership_takeovers", "IPs this node started announcing", metrics.ownership_changes.clone());
+        r.register(
+            "frames_read",
+            "Frames the responders read from their filtered packet sockets",
+            metrics.frames_read.clone(),
+        );
         metrics
     }
 }

@@ -374,7 +374,9 @@ pub async fn run(
     let mut tracker = EndpointTracker::default();
     let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
     let mut since: BTreeMap<IpAddr, String> = BTreeMap::new();
-    let mut resync = tokio::time::interval(Duration::from_secs(30));
+    // rtnetlink wakes the loop on link and address changes; the resync is only a safety net.
+    let _links = crate::netlink::spawn_watcher(notify.clone());
+    let mut resync = tokio::time::interval(Duration::from_secs(60));
     let mut settle_at: Option<Instant> = None;
     loop {
         let settle = async {

@@ -1,0 +1,180 @@
+//! Solicited-node multicast membership: for every owned IPv6 address the interface announcing it must
+//! receive the address's solicited-node group (ff02::1:ffXX:XXXX), because real NICs filter multicast and
+//! neighbour solicitations go to that group.
+//!
+//! Membership is held safely through a UDPv6 socket per interface (`IPV6_JOIN_GROUP`): the kernel adds the
+//! group's MAC (33:33:ff:XX:XX:XX) to the device's filter while the socket holds it and removes it when the
+//! socket leaves or closes. Several addresses with the same low 24 bits share a group, so [`Groups`] counts
+//! users per (interface, group) and joins on the first, leaves on the last. [`Groups`] is the pure
+//! bookkeeping (it returns [`Change`]s); [`Memberships`] applies them to sockets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv6Addr;
+
+use ferrolb_packet::solicited_node;
+use socket2::{Domain, Socket, Type};
+use tracing::{debug, warn};
+
+/// A membership change to apply on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Join `group` on the interface with index `ifindex`.
+    Join {
+        /// Interface name.
+        interface: String,
+        /// Interface index the group is joined on.
+        ifindex: u32,
+        /// The solicited-node group.
+        group: Ipv6Addr,
+    },
+    /// Leave `group` on the interface with index `ifindex`.
+    Leave {
+        /// Interface name.
+        interface: String,
+        /// Interface index the group was joined on.
+        ifindex: u32,
+        /// The solicited-node group.
+        group: Ipv6Addr,
+    },
+    /// Close the interface's socket: it holds no group any more, or its device is gone (re-created
+    /// interfaces get a new index and the kernel dropped the old device's groups with it).
+    Close {
+        /// Interface name.
+        interface: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct InterfaceGroups {
+    ifindex: u32,
+    users: BTreeMap<Ipv6Addr, usize>,
+}
+
+/// Which groups each interface must hold, counted per owned address; pure.
+#[derive(Debug, Default)]
+pub struct Groups {
+    interfaces: BTreeMap<String, InterfaceGroups>,
+}
+
+impl Groups {
+    /// `ip` is now owned on `interface` (index `ifindex`): joins its group unless another address holds it.
+    pub fn take(&mut self, interface: &str, ifindex: u32, ip: Ipv6Addr) -> Vec<Change> {
+        let mut changes = self.relink(interface, ifindex);
+        let entry = self.interfaces.entry(interface.to_owned()).or_default();
+        entry.ifindex = ifindex;
+        let group = solicited_node(ip);
+        let users = entry.users.entry(group).or_default();
+        *users += 1;
+        if *users == 1 {
+            changes.push(Change::Join { interface: interface.to_owned(), ifindex, group });
+        }
+        changes
+    }
+
+    /// `ip` is no longer owned on `interface`: leaves its group if no other address holds it. Releasing an
+    /// address never taken changes nothing.
+    pub fn release(&mut self, interface: &str, ip: Ipv6Addr) -> Vec<Change> {
+        let group = solicited_node(ip);
+        let Some(entry) = self.interfaces.get_mut(interface) else { return Vec::new() };
+        let Some(users) = entry.users.get_mut(&group) else { return Vec::new() };
+        *users -= 1;
+        if *users > 0 {
+            return Vec::new();
+        }
+        entry.users.remove(&group);
+        let mut changes = vec![Change::Leave { interface: interface.to_owned(), ifindex: entry.ifindex, group }];
+        if entry.users.is_empty() {
+            self.interfaces.remove(interface);
+            changes.push(Change::Close { interface: interface.to_owned() });
+        }
+        changes
+    }
+
+    /// `interface` now has index `ifindex`. If it changed (the device was removed and created again),
+    /// re-joins every group it holds on the new device.
+    pub fn relink(&mut self, interface: &str, ifindex: u32) -> Vec<Change> {
+        let Some(entry) = self.interfaces.get_mut(interface) else { return Vec::new() };
+        if entry.ifindex == ifindex {
+            return Vec::new();
+        }
+        entry.ifindex = ifindex;
+        let mut changes = vec![Change::Close { interface: interface.to_owned() }];
+        changes.extend(entry.users.keys().map(|group| Change::Join {
+            interface: interface.to_owned(),
+            ifindex,
+            group: *group,
+        }));
+        changes
+    }
+
+    /// The groups held on `interface`.
+    #[cfg(test)]
+    pub fn held(&self, interface: &str) -> Vec<Ipv6Addr> {
+        self.interfaces.get(interface).map(|e| e.users.keys().copied().collect()).unwrap_or_default()
+    }
+}
+
+/// [`Groups`] applied to one UDPv6 socket per interface.
+#[derive(Debug, Default)]
+pub struct Memberships {
+    groups: Groups,
+    sockets: HashMap<String, Socket>,
+}
+
+impl Memberships {
+    /// See [`Groups::take`].
+    pub fn take(&mut self, interface: &str, ifindex: u32, ip: Ipv6Addr) {
+        let changes = self.groups.take(interface, ifindex, ip);
+        self.apply(changes);
+    }
+
+    /// See [`Groups::release`].
+    pub fn release(&mut self, interface: &str, ip: Ipv6Addr) {
+        let changes = self.groups.release(interface, ip);
+        self.apply(changes);
+    }
+
+    /// See [`Groups::relink`].
+    pub fn relink(&mut self, interface: &str, ifindex: u32) {
+        let changes = self.groups.relink(interface, ifindex);
+        self.apply(changes);
+    }
+
+    fn apply(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Join { interface, ifindex, group } => {
+                    let socket = match self.sockets.get(&interface) {
+                        Some(socket) => socket,
+                        None => match Socket::new(Domain::IPV6, Type::DGRAM, None) {
+                            Ok(socket) => self.sockets.entry(interface.clone()).or_insert(socket),
+                            Err(e) => {
+                                warn!(%interface, error = %e, "cannot open a socket for multicast membership");
+                                continue;
+                            }
+                        },
+                    };
+                    match socket.join_multicast_v6(&group, ifindex) {
+                        Ok(()) => debug!(%interface, %group, "joined the solicited-node group"),
+                        Err(e) => warn!(%interface, %group, error = %e, "cannot join the solicited-node group"),
+                    }
+                }
+                Change::Leave { interface, ifindex, group } => {
+                    if let Some(socket) = self.sockets.get(&interface) {
+                        match socket.leave_multicast_v6(&group, ifindex) {
+                            Ok(()) => debug!(%interface, %group, "left the solicited-node group"),
+                            // The device may be gone, taking the membership with it.
+                            Err(e) => debug!(%interface, %group, error = %e, "leaving the solicited-node group"),
+                        }
+                    }
+                }
+                Change::Close { interface } => {
+                    self.sockets.remove(&interface);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

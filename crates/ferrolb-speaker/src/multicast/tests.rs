@@ -1,0 +1,86 @@
+//! The refcounting of solicited-node groups, without sockets.
+
+use super::*;
+
+fn ip(s: &str) -> Ipv6Addr {
+    s.parse().expect("an IPv6 address")
+}
+
+fn join(interface: &str, ifindex: u32, group: &str) -> Change {
+    Change::Join { interface: interface.to_owned(), ifindex, group: ip(group) }
+}
+
+fn leave(interface: &str, ifindex: u32, group: &str) -> Change {
+    Change::Leave { interface: interface.to_owned(), ifindex, group: ip(group) }
+}
+
+fn close(interface: &str) -> Change {
+    Change::Close { interface: interface.to_owned() }
+}
+
+#[test]
+fn first_address_joins_and_last_leaves() {
+    let mut groups = Groups::default();
+    assert_eq!(groups.take("eth0", 2, ip("2001:db8::f001")), [join("eth0", 2, "ff02::1:ff00:f001")]);
+    assert_eq!(groups.held("eth0"), [ip("ff02::1:ff00:f001")]);
+    assert_eq!(groups.release("eth0", ip("2001:db8::f001")), [leave("eth0", 2, "ff02::1:ff00:f001"), close("eth0")]);
+    assert!(groups.held("eth0").is_empty());
+}
+
+#[test]
+fn addresses_sharing_the_low_24_bits_share_one_membership() {
+    let mut groups = Groups::default();
+    assert_eq!(groups.take("eth0", 2, ip("2001:db8:1::ab:cdef")), [join("eth0", 2, "ff02::1:ffab:cdef")]);
+    assert!(groups.take("eth0", 2, ip("2001:db8:2::ab:cdef")).is_empty());
+    assert!(groups.release("eth0", ip("2001:db8:1::ab:cdef")).is_empty(), "still used by the second address");
+    assert_eq!(groups.held("eth0"), [ip("ff02::1:ffab:cdef")]);
+    assert_eq!(
+        groups.release("eth0", ip("2001:db8:2::ab:cdef")),
+        [leave("eth0", 2, "ff02::1:ffab:cdef"), close("eth0")]
+    );
+}
+
+#[test]
+fn interfaces_are_counted_apart() {
+    let mut groups = Groups::default();
+    assert_eq!(groups.take("eth0", 2, ip("2001:db8::1")), [join("eth0", 2, "ff02::1:ff00:1")]);
+    assert_eq!(groups.take("eth1", 3, ip("2001:db8::1")), [join("eth1", 3, "ff02::1:ff00:1")]);
+    assert_eq!(groups.take("eth0", 2, ip("2001:db8::2")), [join("eth0", 2, "ff02::1:ff00:2")]);
+    // Leaving one group keeps the interface's socket while it holds another.
+    assert_eq!(groups.release("eth0", ip("2001:db8::1")), [leave("eth0", 2, "ff02::1:ff00:1")]);
+    assert_eq!(groups.held("eth1"), [ip("ff02::1:ff00:1")]);
+}
+
+#[test]
+fn releasing_what_was_never_taken_changes_nothing() {
+    let mut groups = Groups::default();
+    assert!(groups.release("eth0", ip("2001:db8::1")).is_empty());
+    groups.take("eth0", 2, ip("2001:db8::1"));
+    assert!(groups.release("eth0", ip("2001:db8::2")).is_empty());
+    assert!(groups.release("eth1", ip("2001:db8::1")).is_empty());
+    assert_eq!(groups.held("eth0"), [ip("ff02::1:ff00:1")]);
+}
+
+#[test]
+fn a_recreated_interface_rejoins_every_group_on_its_new_index() {
+    let mut groups = Groups::default();
+    groups.take("eth1", 5, ip("2001:db8::1"));
+    groups.take("eth1", 5, ip("2001:db8::2"));
+    assert!(groups.relink("eth1", 5).is_empty(), "same index: nothing to do");
+    assert_eq!(
+        groups.relink("eth1", 9),
+        [close("eth1"), join("eth1", 9, "ff02::1:ff00:1"), join("eth1", 9, "ff02::1:ff00:2")]
+    );
+    // Taking on a new index also rejoins first.
+    assert_eq!(
+        groups.take("eth1", 11, ip("2001:db8::3")),
+        [
+            close("eth1"),
+            join("eth1", 11, "ff02::1:ff00:1"),
+            join("eth1", 11, "ff02::1:ff00:2"),
+            join("eth1", 11, "ff02::1:ff00:3")
+        ]
+    );
+    assert_eq!(groups.release("eth1", ip("2001:db8::1")), [leave("eth1", 11, "ff02::1:ff00:1")]);
+    assert!(groups.relink("eth9", 1).is_empty(), "unknown interface");
+}

@@ -13,7 +13,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{Notify, mpsc, watch};
@@ -21,7 +20,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::EndpointSlice;
-use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event as K8sEvent;
+use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use ferrolb_api::k8s::{Node, ObjectReference, ResourceExt, Service, jiff};
 use ferrolb_api::{
     ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, L2Announcement, handles_service, selector_from_k8s,
@@ -193,7 +193,6 @@ struct ServiceEvent {
 /// Performs the API writes off the placement loop, so a slow API server never delays an announcement.
 struct Writer {
     client: kube::Client,
-    recorder: Recorder,
 }
 
 impl Writer {
@@ -234,8 +233,11 @@ impl Writer {
         }
     }
 
-    async fn publish(&self, event: ServiceEvent) {
-        let reference = ObjectReference {
+    /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
+    /// that keeps the first note, and every takeover note here says something new.
+    async fn publish(&self, event: ServiceEvent, me: &str) {
+        let now = jiff::Timestamp::now();
+        let regarding = ObjectReference {
             api_version: Some("v1".to_owned()),
             kind: Some("Service".to_owned()),
             name: Some(event.service.name.clone()),
@@ -243,14 +245,24 @@ impl Writer {
             uid: event.service.uid.clone(),
             ..Default::default()
         };
-        let ev = Event {
-            type_: if event.warning { EventType::Warning } else { EventType::Normal },
-            reason: event.reason.to_owned(),
+        let ev = K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", event.service.name, now.as_nanosecond())),
+                namespace: Some(event.service.namespace.clone()),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some("Announce".to_owned()),
+            reason: Some(event.reason.to_owned()),
             note: Some(event.note),
-            action: "Announce".to_owned(),
-            secondary: None,
+            type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
+            regarding: Some(regarding),
+            reporting_controller: Some(FIELD_MANAGER.to_owned()),
+            reporting_instance: Some(format!("{FIELD_MANAGER}-{me}")),
+            ..Default::default()
         };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &event.service.namespace);
+        if let Err(e) = api.create(&Default::default(), &ev).await {
             warn!(service = %event.service.name, error = %e, "publishing an event failed");
         }
     }
@@ -273,16 +285,16 @@ fn why_moved(previous: &str, me: &str, ext: &ExternalIp, cluster: &Cluster<'_>) 
 fn not_announced_note(ip: IpAddr, placement: &Placement, pool: &str) -> Option<(&'static str, String)> {
     match placement {
         Placement::NotAdvertised => {
-            Some(("NotAnnounced", format!("{ip} is not announced: no L2Advertisement covers pool {pool}")))
+            Some(("NoL2Advertisement", format!("{ip} is not announced: no L2Advertisement covers pool {pool}")))
         }
         Placement::NoEligibleNode => Some((
-            "NotAnnounced",
+            "NoEligibleNode",
             format!(
                 "{ip} is not announced: no live node is eligible (check L2Advertisement nodeSelectors, the exclude-from-external-load-balancers label, and that speakers are running)"
             ),
         )),
         Placement::NoReadyEndpoint => {
-            Some(("NotAnnounced", format!("{ip} is not announced: the Service has no ready endpoint")))
+            Some(("NoReadyEndpoint", format!("{ip} is not announced: the Service has no ready endpoint")))
         }
         _ => None,
     }
@@ -349,8 +361,7 @@ pub async fn run(
     info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
     ready.store(true, Ordering::Relaxed);
 
-    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(me.clone()) };
-    let writer = Arc::new(Writer { client: client.clone(), recorder: Recorder::new(client.clone(), reporter) });
+    let writer = Arc::new(Writer { client: client.clone() });
     let (writes_tx, mut writes_rx) = watch::channel::<Vec<Write>>(Vec::new());
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<ServiceEvent>();
     let writer_task = {
@@ -363,7 +374,7 @@ pub async fn run(
                         let batch = writes_rx.borrow_and_update().clone();
                         futures::stream::iter(batch).for_each_concurrent(8, |w| writer.write(w, &me)).await;
                     }
-                    Some(event) = events_rx.recv() => writer.publish(event).await,
+                    Some(event) = events_rx.recv() => writer.publish(event, &me).await,
                     else => break,
                 }
             }
@@ -472,6 +483,9 @@ pub async fn run(
                     let _ = events_tx.send(event);
                 }
             } else if janitor
+                // Without its pool (the controller writes the annotation just after the status) there is
+                // nothing certain to say yet.
+                && !ext.pool.is_empty()
                 && let Some((reason, note)) = placement.and_then(|p| not_announced_note(ext.ip, p, &ext.pool))
             {
                 for service in targets {

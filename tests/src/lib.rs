@@ -9,7 +9,7 @@ pub mod lab;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
-pub use controller::ControllerProcess;
+pub use controller::{ControllerProcess, ferrolb_binary};
 pub use lab::Lab;
 pub use wait::wait_for;
 

@@ -25,6 +25,8 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print every CRD as YAML (or write them to a directory).
     Crds(CrdsArgs),
+    /// Show pools with usage, every Service's external IPs with the node announcing each, and problems.
+    Status(StatusArgs),
     /// Announce this node's share of the external IPs with ARP/NDP (runs on every node, host network).
     Speaker(SpeakerArgs),
 }
@@ -92,6 +94,20 @@ pub struct CrdsArgs {
     /// Write one file per CRD into this directory instead of printing.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// Flags of `ferrolb status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The loadBalancerClass ferrolb handles.
+    #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// ferrolb was started with --ignore-unclassed: leave Services without a class out.
+    #[arg(long)]
+    pub ignore_unclassed: bool,
 }
 
 /// Flags of `ferrolb controller`.

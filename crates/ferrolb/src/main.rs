@@ -1,7 +1,7 @@
 //! The `ferrolb` binary: one executable with a subcommand per role.
 //!
-//! `ferrolb controller` allocates external IPs, `ferrolb speaker` announces them, `ferrolb crds` prints the
-//! CRDs. This crate only wires things:
+//! `ferrolb controller` allocates external IPs, `ferrolb speaker` announces them, `ferrolb status` shows who
+//! holds each IP, `ferrolb crds` prints the CRDs. This crate only wires things:
 //! command-line flags, logging, the metrics and health server, signals. Decisions live in the library crates.
 
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@ mod controller_cmd;
 mod crds_cmd;
 mod server;
 mod speaker_cmd;
+mod status_cmd;
 mod telemetry;
 
 use clap::Parser;
@@ -23,6 +24,10 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(&cli.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(controller_cmd::run(args))
+        }
+        cli::Command::Status(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(status_cmd::run(args))
         }
         cli::Command::Speaker(args) => {
             telemetry::init(&cli.log)?;

@@ -1,0 +1,265 @@
+//! `ferrolb status`: one screen that answers "which node holds this IP?" and "why is this Service pending?".
+//!
+//! Reads pools, LoadBalancer Services, L2Announcements and Warning Events, builds a [`Report`], and prints it
+//! with [`render`] (pure, so the layout is unit-tested). Read-only: it never writes to the cluster.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event;
+use ferrolb_api::k8s::{ResourceExt, Service};
+use ferrolb_api::{CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service};
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::cli::StatusArgs;
+
+/// One pool line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRow {
+    /// Pool name.
+    pub name: String,
+    /// Its address entries.
+    pub addresses: Vec<String>,
+    /// Assigned addresses (decimal; IPv6 counts can exceed 64 bits).
+    pub assigned: String,
+    /// Available addresses.
+    pub available: String,
+}
+
+/// One Service line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRow {
+    /// `namespace/name`.
+    pub service: String,
+    /// Its external IPs with the announcing node, if any.
+    pub ips: Vec<(String, Option<String>)>,
+    /// Why it is pending (the latest Warning Event), when it has no IP.
+    pub pending: Option<String>,
+}
+
+/// Everything `ferrolb status` prints.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    /// Pools by name.
+    pub pools: Vec<PoolRow>,
+    /// LoadBalancer Services handled by ferrolb.
+    pub services: Vec<ServiceRow>,
+    /// Problems an operator should look at.
+    pub problems: Vec<String>,
+}
+
+fn usage_bar(assigned: &str, available: &str) -> String {
+    let (Ok(a), Ok(v)) = (assigned.parse::<u128>(), available.parse::<u128>()) else { return "?".into() };
+    let total = a.saturating_add(v);
+    if total == 0 {
+        return "[--------------------]   -".into();
+    }
+    // Precision does not matter for a bar; f64 holds a /64's size well enough.
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = a as f64 / total as f64;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let filled = ((fraction * 20.0).round() as usize).min(20);
+    format!("[{}{}] {:>3.0}%", "#".repeat(filled), "-".repeat(20 - filled), fraction * 100.0)
+}
+
+fn table(out: &mut String, rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// The text of a report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::from("POOLS\n");
+    let mut rows = vec![["NAME", "ADDRESSES", "ASSIGNED", "AVAILABLE", "USAGE"].map(String::from).to_vec()];
+    for p in &report.pools {
+        rows.push(vec![
+            p.name.clone(),
+            p.addresses.join(","),
+            p.assigned.clone(),
+            p.available.clone(),
+            usage_bar(&p.assigned, &p.available),
+        ]);
+    }
+    table(&mut out, &rows);
+    out.push_str("\nSERVICES\n");
+    let mut rows = vec![["SERVICE", "EXTERNAL-IP", "NODE"].map(String::from).to_vec()];
+    for s in &report.services {
+        if s.ips.is_empty() {
+            let why = s.pending.clone().unwrap_or_else(|| "waiting for the controller".into());
+            rows.push(vec![s.service.clone(), "<pending>".into(), why]);
+        }
+        for (i, (ip, node)) in s.ips.iter().enumerate() {
+            let name = if i == 0 { s.service.clone() } else { String::new() };
+            rows.push(vec![name, ip.clone(), node.clone().unwrap_or_else(|| "<not announced>".into())]);
+        }
+    }
+    table(&mut out, &rows);
+    if report.problems.is_empty() {
+        out.push_str("\nNo problems found.\n");
+    } else {
+        out.push_str("\nPROBLEMS\n");
+        for p in &report.problems {
+            let _ = writeln!(out, "- {p}");
+        }
+    }
+    out
+}
+
+/// Builds the report from the objects read.
+pub fn report(
+    pools: &[IPAddressPool],
+    services: &[Service],
+    records: &[L2Announcement],
+    warnings: &[Event],
+    class: &str,
+    unclassed: bool,
+) -> Report {
+    let mut problems = Vec::new();
+    let pool_rows = pools
+        .iter()
+        .map(|p| {
+            let status = p.status.clone().unwrap_or_default();
+            for c in status.conditions.iter().filter(|c| c.type_ == CONDITION_OVERLAPPING && c.status == "True") {
+                problems.push(format!("pool {}: {}", p.name_any(), c.message));
+            }
+            PoolRow {
+                name: p.name_any(),
+                addresses: p.spec.addresses.clone(),
+                assigned: status.assigned.unwrap_or_else(|| "0".into()),
+                available: status.available.unwrap_or_else(|| "?".into()),
+            }
+        })
+        .collect();
+    let owners: BTreeMap<&str, &str> = records.iter().map(|r| (r.spec.ip.as_str(), r.spec.node.as_str())).collect();
+    // The newest Warning per Service.
+    let mut latest: BTreeMap<String, (&Event, String)> = BTreeMap::new();
+    for ev in warnings {
+        let Some(regarding) = ev.regarding.as_ref().filter(|r| r.kind.as_deref() == Some("Service")) else { continue };
+        let key = format!(
+            "{}/{}",
+            regarding.namespace.clone().unwrap_or_default(),
+            regarding.name.clone().unwrap_or_default()
+        );
+        let when = ev
+            .series
+            .as_ref()
+            .map(|s| s.last_observed_time.0.to_string())
+            .or_else(|| ev.event_time.as_ref().map(|t| t.0.to_string()))
+            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()))
+            .unwrap_or_default();
+        if latest.get(&key).is_none_or(|(_, w)| *w < when) {
+            latest.insert(key, (ev, when));
+        }
+    }
+    let mut service_rows = Vec::new();
+    for svc in services.iter().filter(|s| s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")) {
+        if !handles_service(svc, class, unclassed) {
+            continue;
+        }
+        let key = format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
+        let ips: Vec<(String, Option<String>)> = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.clone())
+            .map(|ip| {
+                let owner = owners.get(ip.as_str()).map(|n| (*n).to_owned());
+                (ip, owner)
+            })
+            .collect();
+        let warning = latest.get(&key).and_then(|(ev, _)| ev.note.clone());
+        if ips.is_empty() {
+            problems.push(format!("{key} is pending: {}", warning.clone().unwrap_or_else(|| "no Event yet".into())));
+        }
+        for (ip, owner) in &ips {
+            if owner.is_none() {
+                let why = warning.clone().unwrap_or_else(|| "no node has recorded it yet".into());
+                problems.push(format!("{ip} ({key}) is not announced: {why}"));
+            }
+        }
+        service_rows.push(ServiceRow { service: key, pending: if ips.is_empty() { warning } else { None }, ips });
+    }
+    Report { pools: pool_rows, services: service_rows, problems }
+}
+
+/// Runs the subcommand.
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let client = crate::controller_cmd::client(args.kubeconfig.as_deref()).await?;
+    let lp = ListParams::default();
+    let pools = Api::<IPAddressPool>::all(client.clone()).list(&lp).await.context("listing IPAddressPools")?;
+    let services = Api::<Service>::all(client.clone()).list(&lp).await.context("listing Services")?;
+    let records = Api::<L2Announcement>::all(client.clone()).list(&lp).await.context("listing L2Announcements")?;
+    let warnings = Api::<Event>::all(client.clone())
+        .list(&ListParams::default().fields("type=Warning"))
+        .await
+        .context("listing Warning Events")?;
+    let report = report(
+        &pools.items,
+        &services.items,
+        &records.items,
+        &warnings.items,
+        &args.load_balancer_class,
+        !args.ignore_unclassed,
+    );
+    print!("{}", render(&report));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_usage_owners_and_problems() {
+        let report = Report {
+            pools: vec![PoolRow {
+                name: "demo".into(),
+                addresses: vec!["198.51.100.192/27".into()],
+                assigned: "8".into(),
+                available: "24".into(),
+            }],
+            services: vec![
+                ServiceRow {
+                    service: "default/web".into(),
+                    ips: vec![("198.51.100.192".into(), Some("node-2".into())), ("2001:db8::5".into(), None)],
+                    pending: None,
+                },
+                ServiceRow { service: "default/big".into(), ips: vec![], pending: Some("pool demo is full".into()) },
+            ],
+            problems: vec!["default/big is pending: pool demo is full".into()],
+        };
+        let text = render(&report);
+        assert!(text.contains("demo  198.51.100.192/27  8         24         [#####---------------]  25%"), "{text}");
+        assert!(text.contains("default/web  198.51.100.192  node-2"), "{text}");
+        assert!(text.contains("             2001:db8::5     <not announced>"), "{text}");
+        assert!(text.contains("default/big  <pending>       pool demo is full"), "{text}");
+        assert!(text.contains("PROBLEMS\n- default/big is pending: pool demo is full"), "{text}");
+    }
+
+    #[test]
+    fn usage_bars_handle_huge_and_empty_pools() {
+        assert_eq!(usage_bar("0", "0"), "[--------------------]   -");
+        let huge = usage_bar("1", &u128::from(u64::MAX).to_string());
+        assert!(huge.starts_with("[--------------------]") && huge.ends_with("0%"), "{huge}");
+        assert_eq!(usage_bar("x", "1"), "?");
+    }
+}

@@ -143,6 +143,15 @@ impl Lab {
             .unwrap_or(0.0))
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the lab's kube-apiserver, to play an API outage.
+    pub fn freeze_api_server(&self, frozen: bool) -> anyhow::Result<()> {
+        let pid = std::fs::read_to_string(self.dir.join("control-plane/kube-apiserver.pid"))?;
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, pid.trim()]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {} failed", pid.trim());
+        Ok(())
+    }
+
     /// The lab's kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("control-plane/kubeconfig")

@@ -73,6 +73,12 @@ pub enum Error {
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
+/// How long one API write may take before it is given up (and retried or redone by a later pass).
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times an Event is tried before it is dropped (with backoff, that covers about ten minutes).
+const EVENT_ATTEMPTS: u32 = 12;
+
 fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl futures::Stream<Item = ()>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -183,6 +189,7 @@ fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
 }
 
 /// An Event for a Service.
+#[derive(Clone)]
 struct ServiceEvent {
     service: ServiceRef,
     warning: bool,
@@ -213,8 +220,12 @@ impl Writer {
                     }]
                 });
                 let params = PatchParams::apply(FIELD_MANAGER).force();
-                if let Err(e) = api.patch(&name, &params, &Patch::Apply(&obj)).await {
-                    warn!(namespace = %owner.namespace, %name, error = %e, "writing an L2Announcement failed");
+                match tokio::time::timeout(API_TIMEOUT, api.patch(&name, &params, &Patch::Apply(&obj))).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        warn!(namespace = %owner.namespace, %name, error = %e, "writing an L2Announcement failed")
+                    }
+                    Err(_) => warn!(namespace = %owner.namespace, %name, "writing an L2Announcement timed out"),
                 }
             }
             Write::Delete { namespace, name, resource_version } => {
@@ -223,11 +234,12 @@ impl Writer {
                     preconditions: Some(Preconditions { resource_version, uid: None }),
                     ..Default::default()
                 };
-                match api.delete(&name, &params).await {
-                    Ok(_) => debug!(%namespace, %name, "removed an L2Announcement"),
+                match tokio::time::timeout(API_TIMEOUT, api.delete(&name, &params)).await {
+                    Ok(Ok(_)) => debug!(%namespace, %name, "removed an L2Announcement"),
                     // Gone already, or rewritten by a new owner since it was read: both are fine.
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                    Err(e) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
+                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
+                    Ok(Err(e)) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
+                    Err(_) => warn!(%namespace, %name, "removing an L2Announcement timed out"),
                 }
             }
         }
@@ -235,7 +247,8 @@ impl Writer {
 
     /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
     /// that keeps the first note, and every takeover note here says something new.
-    async fn publish(&self, event: ServiceEvent, me: &str) {
+    /// Returns whether the Event was created.
+    async fn publish(&self, event: &ServiceEvent, me: &str) -> bool {
         let now = jiff::Timestamp::now();
         let regarding = ObjectReference {
             api_version: Some("v1".to_owned()),
@@ -254,7 +267,7 @@ impl Writer {
             event_time: Some(MicroTime(now)),
             action: Some("Announce".to_owned()),
             reason: Some(event.reason.to_owned()),
-            note: Some(event.note),
+            note: Some(event.note.clone()),
             type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
             regarding: Some(regarding),
             reporting_controller: Some(FIELD_MANAGER.to_owned()),
@@ -262,8 +275,16 @@ impl Writer {
             ..Default::default()
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &event.service.namespace);
-        if let Err(e) = api.create(&Default::default(), &ev).await {
-            warn!(service = %event.service.name, error = %e, "publishing an event failed");
+        match tokio::time::timeout(API_TIMEOUT, api.create(&Default::default(), &ev)).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                warn!(service = %event.service.name, error = %e, "publishing an event failed; will retry");
+                false
+            }
+            Err(_) => {
+                warn!(service = %event.service.name, "publishing an event timed out; will retry");
+                false
+            }
         }
     }
 }
@@ -367,14 +388,43 @@ pub async fn run(
     let writer_task = {
         let (writer, me) = (writer.clone(), me.clone());
         tokio::spawn(async move {
+            // Events that failed (an API outage): retried with backoff so none is lost to a short outage.
+            let mut retries: Vec<(Instant, ServiceEvent, u32)> = Vec::new();
             loop {
+                let next_retry = retries.iter().map(|r| r.0).min();
+                let retry_due = async {
+                    match next_retry {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     changed = writes_rx.changed() => {
                         if changed.is_err() { break; }
                         let batch = writes_rx.borrow_and_update().clone();
                         futures::stream::iter(batch).for_each_concurrent(8, |w| writer.write(w, &me)).await;
                     }
-                    Some(event) = events_rx.recv() => writer.publish(event, &me).await,
+                    Some(event) = events_rx.recv() => {
+                        if !writer.publish(&event, &me).await {
+                            retries.push((Instant::now() + Duration::from_secs(1), event, 1));
+                        }
+                    }
+                    () = retry_due => {
+                        let now = Instant::now();
+                        let (due, later): (Vec<_>, Vec<_>) = retries.drain(..).partition(|r| r.0 <= now);
+                        retries = later;
+                        for (_, event, attempts) in due {
+                            if writer.publish(&event, &me).await {
+                                continue;
+                            }
+                            if attempts >= EVENT_ATTEMPTS {
+                                warn!(service = %event.service.name, note = %event.note, "giving up on an event");
+                            } else {
+                                let backoff = Duration::from_secs(1 << attempts.min(6));
+                                retries.push((Instant::now() + backoff, event, attempts + 1));
+                            }
+                        }
+                    }
                     else => break,
                 }
             }

@@ -2,8 +2,9 @@
 //! over UDP, so a dead node is noticed in a few hundred milliseconds without asking the API server.
 //!
 //! Every datagram is sealed with the shared key ([`envelope`]); anything else is dropped and counted. The
-//! settings ([`swim_config`]) are the ones DESIGN.md records as measured on this hardware: probe every
-//! 100 ms, 30 ms probe RTT, 100 ms suspicion, gossip every 20 ms; `notify_down_members` is off because of a
+//! settings ([`swim_config`]) are the ones DESIGN.md records as measured on this hardware (probe every
+//! 100 ms, 30 ms probe RTT, 100 ms suspicion, gossip every 20 ms), plus 10 transmissions per update and
+//! forgetting down members after 5 s (both found with `tests/swim_simulation.rs`); `notify_down_members` is off because of a
 //! foca 2.0 bug that makes refuted suspicions force live members to rejoin.
 //!
 //! A member's identity is its node name, its address and an incarnation (the start time in milliseconds,
@@ -16,7 +17,7 @@ pub mod envelope;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, Timer};
@@ -77,6 +78,13 @@ pub fn swim_config(cluster_size: usize) -> foca::Config {
         probe_period: Duration::from_millis(100),
         probe_rtt: Duration::from_millis(30),
         suspect_to_down_after: Duration::from_millis(100),
+        // `new_lan` derives 2 transmissions per update for 3 members: under 5% loss a refutation then misses
+        // often enough to kill live members (measured in tests/swim_simulation.rs). 10 costs a few bytes.
+        max_transmissions: NonZeroU8::new(10).unwrap_or(NonZeroU8::MIN),
+        // With `notify_down_members` off, a member wrongly declared down (a partition) never learns it and is
+        // ignored for as long as its identity is remembered (24 h by default). Forgetting down identities after
+        // 5 s lets the next invitation (every second, to peers known from the API) bring it back.
+        remove_down_after: Some(Duration::from_secs(5)),
         notify_down_members: false,
         periodic_gossip: Some(foca::PeriodicParams { frequency: Duration::from_millis(20), num_members: three }),
         periodic_announce: Some(foca::PeriodicParams {

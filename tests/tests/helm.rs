@@ -2,22 +2,21 @@
 //! reaching the output, a values typo failing with its name, the real API server accepting every object,
 //! RBAC that is enough for the real controller and no more, and an upgrade keeping the membership key and IPs.
 
-#[path = "helm/support.rs"]
-mod support;
+#[path = "helm/cluster.rs"]
+mod cluster;
+#[path = "helm/render.rs"]
+mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
+use cluster::*;
 use ferrolb_e2e::control_plane::Components;
-use ferrolb_e2e::{ControlPlane, ferrolb_binary, repo_root, wait_for};
+use ferrolb_e2e::{ControlPlane, repo_root, wait_for};
+use render::*;
 use serde_yaml::Value;
-use support::*;
-
-/// Generous: the controller allocates within a second on an idle machine; the machine is shared.
-const SOON: Duration = Duration::from_secs(30);
 
 #[test]
 fn chart_crds_are_copies_of_the_generated_crds() -> anyhow::Result<()> {
@@ -246,36 +245,6 @@ fn every_option_in_all_options_values_changes_the_render() -> anyhow::Result<()>
     Ok(())
 }
 
-/// Removes the value at a dotted path of mapping keys, so the chart's default applies there.
-fn remove_leaf(values: &mut Value, path: &str) {
-    let (parent, key) = path.rsplit_once('.').map_or((None, path), |(p, k)| (Some(p), k));
-    let parent = match parent {
-        None => Some(values),
-        Some(p) => p.split('.').try_fold(values, |v, k| v.get_mut(k)),
-    };
-    if let Some(map) = parent.and_then(Value::as_mapping_mut) {
-        map.remove(key);
-    }
-}
-
-/// The option paths of `values`: mapping keys are followed while the default at that path is a non-empty
-/// mapping (free-form maps such as nodeSelector are one option); anything else is a leaf.
-fn leaves(values: &Value, defaults: &Value, prefix: &str) -> Vec<(String, Value)> {
-    let Some(map) = values.as_mapping() else { return vec![(prefix.to_owned(), values.clone())] };
-    let default_is_structure =
-        prefix.is_empty() || at(defaults, prefix).and_then(Value::as_mapping).is_some_and(|m| !m.is_empty());
-    if !default_is_structure {
-        return vec![(prefix.to_owned(), values.clone())];
-    }
-    map.iter()
-        .flat_map(|(k, v)| {
-            let key = k.as_str().expect("string keys");
-            let path = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") };
-            leaves(v, defaults, &path)
-        })
-        .collect()
-}
-
 #[test]
 fn rendered_flags_are_flags_of_the_binary() -> anyhow::Result<()> {
     let all = all_options();
@@ -323,38 +292,6 @@ fn a_values_typo_fails_with_a_message_naming_the_field() -> anyhow::Result<()> {
         assert!(stderr.contains(wanted), "helm {full:?}: wanted {wanted:?} in:\n{stderr}");
     }
     Ok(())
-}
-
-/// One RBAC rule, flattened: (apiGroup, resource, verb, resourceName or "").
-type Grant = (String, String, String, String);
-
-fn grants(role: &Value) -> BTreeSet<Grant> {
-    let mut out = BTreeSet::new();
-    for rule in at(role, "rules").and_then(Value::as_sequence).into_iter().flatten() {
-        let names = strings_at(rule, "resourceNames");
-        let names = if names.is_empty() { vec![String::new()] } else { names };
-        for group in strings_at(rule, "apiGroups") {
-            for resource in strings_at(rule, "resources") {
-                for verb in strings_at(rule, "verbs") {
-                    for name in &names {
-                        out.insert((group.clone(), resource.clone(), verb.clone(), name.clone()));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn expect(rows: &[(&str, &str, &str)]) -> BTreeSet<Grant> {
-    rows.iter()
-        .flat_map(|(group, resource, verbs)| {
-            verbs.split(',').map(move |v| {
-                let (verb, name) = v.split_once('/').unwrap_or((v, ""));
-                (group.to_string(), resource.to_string(), verb.to_string(), name.to_string())
-            })
-        })
-        .collect()
 }
 
 #[test]
@@ -423,20 +360,6 @@ async fn every_rendered_object_is_accepted_by_the_api_server() -> anyhow::Result
     Ok(())
 }
 
-/// `kubectl auth can-i` as a ServiceAccount of the release.
-fn can(plane: &ControlPlane, account: &str, request: &str) -> anyhow::Result<bool> {
-    let user = format!("system:serviceaccount:{NAMESPACE}:{account}");
-    let mut args = vec!["auth", "can-i"];
-    args.extend(request.split_whitespace());
-    args.extend(["--as", &user]);
-    let output = plane.kubectl_raw(&args, None)?;
-    match String::from_utf8_lossy(&output.stdout).trim() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        other => bail!("kubectl auth can-i {request}: {other} {}", String::from_utf8_lossy(&output.stderr)),
-    }
-}
-
 #[tokio::test]
 async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Result<()> {
     let plane = ControlPlane::start(Components::ApiServer).await?;
@@ -495,74 +418,6 @@ async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Res
         ferrolb_e2e::kubectl::raw(Path::new(speaker), &["get", "secret", "ferrolb-membership", "-n", NAMESPACE], None)?;
     assert!(!denied.status.success() && String::from_utf8_lossy(&denied.stderr).contains("forbidden"));
     Ok(())
-}
-
-/// The controller Deployment's container args as installed, run as a process under the controller's
-/// ServiceAccount token, with the env the Deployment's downward API would give pod `pod`.
-fn start_installed_controller(plane: &ControlPlane, pod: &str) -> anyhow::Result<Child> {
-    let json = plane.kubectl(&["get", "deployment", "ferrolb-controller", "-n", NAMESPACE, "-o", "json"])?;
-    let deployment: serde_json::Value = serde_json::from_str(&json)?;
-    let args: Vec<String> =
-        serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())?;
-    // Loopback only: the pod would bind every address of its own network namespace.
-    let args: Vec<String> = args.into_iter().map(|a| a.replace("=0.0.0.0:", "=127.0.0.1:")).collect();
-    let kubeconfig = service_account_kubeconfig(plane, "ferrolb-controller")?;
-    let log = std::fs::File::create(plane.dir().join("logs").join(format!("{pod}.log")))?;
-    Command::new(ferrolb_binary()?)
-        .args(&args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env("POD_NAMESPACE", NAMESPACE)
-        .env("POD_NAME", pod)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the installed controller")
-}
-
-/// Kills the child on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free loopback TCP port for the metrics server.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-const POOL: &str = "- name: demo\n  spec:\n    addresses: [198.51.100.192/28]\n";
-
-fn service_yaml(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  type: LoadBalancer\n  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n"
-    )
-}
-
-async fn wait_ip(plane: &ControlPlane, name: &str) -> anyhow::Result<String> {
-    wait_for(&format!("an external IP on {name}"), SOON, || async {
-        let ip = plane.kubectl(&[
-            "get",
-            "svc",
-            name,
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ])?;
-        Ok((!ip.is_empty()).then_some(ip))
-    })
-    .await
-}
-
-fn pool_values(plane: &ControlPlane) -> anyhow::Result<String> {
-    let path = plane.dir().join("pool-values.yaml");
-    std::fs::write(&path, format!("pools:\n{POOL}l2Advertisements:\n- name: everywhere\n  spec: {{}}\n"))?;
-    Ok(path.to_str().expect("utf-8 path").to_owned())
 }
 
 #[tokio::test]

@@ -1,13 +1,12 @@
-//! Helpers of the Helm chart suite: running the pinned helm (`hack/helm`), parsing what it renders, finding
-//! objects and container flags in it, and running things under the chart's ServiceAccounts.
+//! Rendering helpers of the Helm chart suite: running the pinned helm (`hack/helm`), parsing what it
+//! renders, finding objects, container flags, option paths and RBAC grants in it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context, bail};
-use ferrolb_e2e::{ControlPlane, repo_root};
-use serde_json::json;
+use ferrolb_e2e::repo_root;
 use serde_yaml::Value;
 
 /// The release name and namespace every cluster test installs.
@@ -158,88 +157,64 @@ pub fn documented_flags(subcommand: &str) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Installs (or upgrades) the chart into `plane` with extra arguments; returns helm's output.
-pub fn install(plane: &ControlPlane, verb: &str, extra: &[&str]) -> anyhow::Result<String> {
-    let kubeconfig = plane.kubeconfig();
-    let chart = chart();
-    let mut args = vec![
-        verb,
-        RELEASE,
-        chart.to_str().expect("utf-8 path"),
-        "--namespace",
-        NAMESPACE,
-        "--kubeconfig",
-        kubeconfig.to_str().expect("utf-8 path"),
-    ];
-    args.extend_from_slice(extra);
-    helm_ok(&plane.dir().join("helm"), &args)
-}
-
-/// A kubeconfig for `plane` that authenticates with a real token of ServiceAccount `account` in the
-/// release namespace (TokenRequest), so the API server applies exactly that account's RBAC.
-pub fn service_account_kubeconfig(plane: &ControlPlane, account: &str) -> anyhow::Result<PathBuf> {
-    let token = plane.kubectl(&["create", "token", account, "-n", NAMESPACE, "--duration", "1h"])?;
-    let text = std::fs::read_to_string(plane.kubeconfig())?;
-    let mut config: Value = serde_yaml::from_str(&text)?;
-    let users = config.get_mut("users").and_then(Value::as_sequence_mut).context("kubeconfig without users")?;
-    for user in users {
-        let user = user.get_mut("user").and_then(Value::as_mapping_mut).context("kubeconfig user without a body")?;
-        user.insert("token".into(), token.trim().into());
+/// Removes the value at a dotted path of mapping keys, so the chart's default applies there.
+pub fn remove_leaf(values: &mut Value, path: &str) {
+    let (parent, key) = path.rsplit_once('.').map_or((None, path), |(p, k)| (Some(p), k));
+    let parent = match parent {
+        None => Some(values),
+        Some(p) => p.split('.').try_fold(values, |v, k| v.get_mut(k)),
+    };
+    if let Some(map) = parent.and_then(Value::as_mapping_mut) {
+        map.remove(key);
     }
-    let path = plane.dir().join(format!("{account}.kubeconfig"));
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-    Ok(path)
 }
 
-/// Stand-ins for prometheus-operator's CRDs, as a JSON List: the fields of ServiceMonitor, PodMonitor and
-/// PrometheusRule the chart uses, with their upstream names and types, and nothing else. The API server's
-/// strict field validation then rejects a misspelled or misplaced field as the real CRDs would.
-pub fn monitoring_crds() -> String {
-    let string = || json!({"type": "string"});
-    let strings = || json!({"type": "array", "items": {"type": "string"}});
-    let string_map = || json!({"type": "object", "additionalProperties": {"type": "string"}});
-    let duration = || {
-        json!({"type": "string", "pattern":
-            "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"})
-    };
-    let relabeling = json!({"type": "object", "properties": {
-        "sourceLabels": strings(), "targetLabel": string(), "action": string(), "regex": string(),
-        "replacement": string()}});
-    let endpoint = json!({"type": "object", "properties": {
-        "port": string(), "path": string(), "interval": duration(),
-        "relabelings": {"type": "array", "items": relabeling}}});
-    let selection = |endpoints: &str| {
-        json!({"type": "object", "required": ["selector"], "properties": {
-            "namespaceSelector": {"type": "object", "properties": {"any": {"type": "boolean"}, "matchNames": strings()}},
-            "selector": {"type": "object", "properties": {"matchLabels": string_map()}},
-            (endpoints): {"type": "array", "items": endpoint.clone()},
-        }})
-    };
-    let rule_spec = json!({"type": "object", "properties": {"groups": {"type": "array", "items": {
-        "type": "object", "required": ["name"], "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "rules": {"type": "array", "items": {"type": "object", "required": ["expr"], "properties": {
-                "alert": string(), "record": string(), "expr": {"x-kubernetes-int-or-string": true},
-                "for": duration(), "labels": string_map(), "annotations": string_map()}}}}}}}});
-    let crd = |kind: &str, plural: &str, spec: serde_json::Value| {
-        json!({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
-            "spec": {
-                "group": "monitoring.coreos.com",
-                "scope": "Namespaced",
-                "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
-                          "singular": kind.to_lowercase()},
-                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
-                    "type": "object", "properties": {"spec": spec}}}}],
-            },
+/// The option paths of `values`: mapping keys are followed while the default at that path is a non-empty
+/// mapping (free-form maps such as nodeSelector are one option); anything else is a leaf.
+pub fn leaves(values: &Value, defaults: &Value, prefix: &str) -> Vec<(String, Value)> {
+    let Some(map) = values.as_mapping() else { return vec![(prefix.to_owned(), values.clone())] };
+    let default_is_structure =
+        prefix.is_empty() || at(defaults, prefix).and_then(Value::as_mapping).is_some_and(|m| !m.is_empty());
+    if !default_is_structure {
+        return vec![(prefix.to_owned(), values.clone())];
+    }
+    map.iter()
+        .flat_map(|(k, v)| {
+            let key = k.as_str().expect("string keys");
+            let path = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") };
+            leaves(v, defaults, &path)
         })
-    };
-    json!({"apiVersion": "v1", "kind": "List", "items": [
-        crd("ServiceMonitor", "servicemonitors", selection("endpoints")),
-        crd("PodMonitor", "podmonitors", selection("podMetricsEndpoints")),
-        crd("PrometheusRule", "prometheusrules", rule_spec),
-    ]})
-    .to_string()
+        .collect()
+}
+
+/// One RBAC rule, flattened: (apiGroup, resource, verb, resourceName or "").
+pub type Grant = (String, String, String, String);
+
+pub fn grants(role: &Value) -> BTreeSet<Grant> {
+    let mut out = BTreeSet::new();
+    for rule in at(role, "rules").and_then(Value::as_sequence).into_iter().flatten() {
+        let names = strings_at(rule, "resourceNames");
+        let names = if names.is_empty() { vec![String::new()] } else { names };
+        for group in strings_at(rule, "apiGroups") {
+            for resource in strings_at(rule, "resources") {
+                for verb in strings_at(rule, "verbs") {
+                    for name in &names {
+                        out.insert((group.clone(), resource.clone(), verb.clone(), name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn expect(rows: &[(&str, &str, &str)]) -> BTreeSet<Grant> {
+    rows.iter()
+        .flat_map(|(group, resource, verbs)| {
+            verbs.split(',').map(move |v| {
+                let (verb, name) = v.split_once('/').unwrap_or((v, ""));
+                (group.to_string(), resource.to_string(), verb.to_string(), name.to_string())
+            })
+        })
+        .collect()
 }

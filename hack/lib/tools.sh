@@ -9,6 +9,7 @@
 
 FERROLB_K8S_VERSION="${FERROLB_K8S_VERSION:-v1.37.2}"
 FERROLB_ETCD_VERSION="${FERROLB_ETCD_VERSION:-v3.7.0}"
+FERROLB_HELM_VERSION="${FERROLB_HELM_VERSION:-v3.22.0}"
 FERROLB_CACHE="${FERROLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrolb}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -115,4 +116,38 @@ ensure_tools() {
 	for t in "${need[@]}"; do mv -f "$stage/$t" "$cache_bin/$t"; done
 	rm -rf "$work"
 	log "tools cached in $cache_bin"
+}
+
+# helm_path prints where the pinned helm lives (built by ensure_helm). FERROLB_HELM names another binary.
+helm_path() {
+	echo "${FERROLB_HELM:-$FERROLB_CACHE/helm-$FERROLB_HELM_VERSION/bin/helm}"
+}
+
+# ensure_helm builds the pinned helm once from the Go module proxy; a no-op when it is cached.
+# helm's go.mod has no replace directives, so `go install module@version` builds it as released. The
+# ldflags are the ones helm's Makefile sets: the version `helm version` prints, and the Kubernetes version
+# `helm template`/`helm lint` assume for .Capabilities (taken from the client-go helm requires).
+ensure_helm() {
+	local helm; helm="$(helm_path)"
+	[[ -x "$helm" ]] && return 0
+	[[ -n "${FERROLB_HELM:-}" ]] && die "FERROLB_HELM=$FERROLB_HELM is not an executable"
+	command -v go >/dev/null || die "go is needed to build helm $FERROLB_HELM_VERSION (or set FERROLB_HELM)"
+	local work; work="$(mktemp -d)"
+	local gomod
+	gomod="$(cd "$work" && go mod download -json "helm.sh/helm/v3@$FERROLB_HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+	[[ -f "$gomod" ]] || die "could not download helm.sh/helm/v3@$FERROLB_HELM_VERSION"
+	local client_go; client_go="$(awk '$1=="k8s.io/client-go"{print $2; exit}' "$gomod")" # v0.37.0
+	local k8s_minor="${client_go#v0.}"; k8s_minor="${k8s_minor%%.*}"
+	local pkg=helm.sh/helm/v3
+	local ldflags="-s -w -X $pkg/internal/version.version=$FERROLB_HELM_VERSION -X $pkg/internal/version.gitTreeState=clean"
+	ldflags+=" -X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
+	ldflags+=" -X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$k8s_minor"
+	log "building helm $FERROLB_HELM_VERSION (first run only; a few minutes)"
+	# Build into a staging dir and move into place, so an interrupted build never leaves a half binary cached.
+	(cd "$work" && CGO_ENABLED=0 GOBIN="$work/out" go install -trimpath -ldflags "$ldflags" "$pkg/cmd/helm@$FERROLB_HELM_VERSION") ||
+		die "building helm failed"
+	mkdir -p "$(dirname "$helm")"
+	mv -f "$work/out/helm" "$helm"
+	rm -rf "$work"
+	log "helm cached at $helm"
 }

@@ -4,7 +4,8 @@
 Used by the failover tests and hack/bench/failover: the client side of "new connections succeed again". Every
 attempt runs in its own thread with a 1 s connect timeout, so a hung SYN does not delay the next attempt.
 `max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
-measured to within one interval); `failures` counts attempts that did not connect.
+measured to within one interval); `failures` counts attempts that did not connect; `failure_window_ms` runs from
+the first failed attempt's start to the first success after the last failure.
 
 usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH]
 --start-file: touch PATH once the first connection succeeded (lets a caller act only when traffic flows).
@@ -58,6 +59,13 @@ def main():
     ordered = [results[i] for i in sorted(results)]
     successes = [start for start, ok in ordered if ok]
     gaps = [b - a for a, b in zip(successes, successes[1:])]
+    # The outage as the client saw it: from the start of the first failed attempt to the start of the first
+    # success after the last failure (attempts in flight when a node dies fail too, so this can exceed the gap).
+    failed = [start for start, ok in ordered if not ok]
+    window = None
+    if failed:
+        after = [start for start in successes if start > failed[-1]]
+        window = round(((after[0] if after else ordered[-1][0]) - failed[0]) * 1000.0, 1)
     # Attempts in the last second tell whether the service came back.
     tail = [ok for start, ok in ordered if start >= begin + seconds - 1.0]
     print(
@@ -66,6 +74,7 @@ def main():
                 "attempts": len(ordered),
                 "failures": sum(1 for _, ok in ordered if not ok),
                 "max_gap_ms": round(max(gaps) * 1000.0, 1) if gaps else None,
+                "failure_window_ms": window,
                 "last_second_ok": all(tail) and bool(tail),
                 "first_ok_ms": round((successes[0] - begin) * 1000.0, 1) if successes else None,
             }

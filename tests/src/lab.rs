@@ -34,6 +34,11 @@ pub fn require_root() -> anyhow::Result<()> {
 impl Lab {
     /// Brings up a lab with `nodes` nodes; `extra` flags go to `hack/lab up` (e.g. `--no-ferrolb`).
     pub async fn start(nodes: usize, extra: &[&str]) -> anyhow::Result<Lab> {
+        Lab::start_with_env(nodes, extra, &[]).await
+    }
+
+    /// Like [`Lab::start`], with environment variables for the lab's processes (e.g. speaker settings).
+    pub async fn start_with_env(nodes: usize, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Lab> {
         require_root()?;
         let lock_path = std::env::temp_dir().join("ferrolb-lab.lock");
         let exclusive = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
@@ -53,6 +58,7 @@ impl Lab {
             .args(extra)
             .arg("up")
             .env("FERROLB_BIN", binary)
+            .envs(env.iter().copied())
             .output()
             .context("running hack/lab up")?;
         if !output.status.success() {

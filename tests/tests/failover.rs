@@ -250,7 +250,8 @@ spec:
 
 #[tokio::test]
 async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyhow::Result<()> {
-    let lab = Lab::start(3, &[]).await?;
+    // Speakers re-announce every second here, which this test also checks.
+    let lab = Lab::start_with_env(3, &[], &[("FERROLB_REANNOUNCE_INTERVAL", "1")]).await?;
     lab.lab(&["pod", "add", "local-1", "--node", "node-2", "--labels", "app=local"])?;
     lab.apply_yaml(LOCAL)?;
     let owner_is = |node: &'static str| {
@@ -268,6 +269,14 @@ async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyh
     owner_is("node-2").await?;
     let body = lab.exec("client", &["curl", "-s", "-m", "2", &format!("http://{IP}/")])?;
     assert!(body.contains("pod=local-1") && body.contains("client=198.51.100.2"), "{body}");
+
+    // The periodic re-announcement keeps sending gratuitous ARP while node-2 holds the IP.
+    let sent = lab.speaker_metric("node-2", "ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}")?;
+    wait_for("gratuitous ARP re-sent by the owner", SOON, || async {
+        let now = lab.speaker_metric("node-2", "ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}")?;
+        Ok((now >= sent + 12.0).then_some(()))
+    })
+    .await?;
 
     // Moving the pod moves the IP.
     lab.lab(&["pod", "add", "local-2", "--node", "node-3", "--labels", "app=local"])?;

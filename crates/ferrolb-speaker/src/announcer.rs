@@ -227,6 +227,17 @@ impl Announcer {
         opened
     }
 
+    /// Sends the gratuitous announcements again for every owned IP (the optional periodic re-announcement,
+    /// for neighbours that dropped or never learnt the entry).
+    pub fn reannounce(&self) {
+        let owned: Vec<Key> = self.owned.read().expect("owned table lock").keys().cloned().collect();
+        for (ip, name) in owned {
+            if let Some(r) = self.responders.get(&name) {
+                announce(r.mac, ip, r.tx.clone(), self.metrics.clone());
+            }
+        }
+    }
+
     /// Stops answering for everything and leaves every multicast group (graceful shutdown).
     pub fn clear(&mut self) {
         self.owned.write().expect("owned table lock").clear();

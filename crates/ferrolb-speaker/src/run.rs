@@ -58,6 +58,8 @@ pub struct SpeakerConfig {
     pub interfaces: InterfacePolicy,
     /// Membership settings.
     pub membership: MembershipOptions,
+    /// Send the gratuitous announcements for every owned IP again at this interval (None: only on taking).
+    pub reannounce_every: Option<Duration>,
 }
 
 /// Errors of the speaker loop.
@@ -439,6 +441,7 @@ pub async fn run(
     let _links = crate::netlink::spawn_watcher(notify.clone());
     let mut resync = tokio::time::interval(Duration::from_secs(60));
     let mut settle_at: Option<Instant> = None;
+    let mut reannounce = config.reannounce_every.map(|every| tokio::time::interval_at(Instant::now() + every, every));
     loop {
         let settle = async {
             match settle_at {
@@ -450,6 +453,10 @@ pub async fn run(
             _ = notify.notified() => {}
             changed = view_rx.changed() => if changed.is_err() { break },
             _ = settle => {}
+            _ = async { match reannounce.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                announcer.reannounce();
+                continue;
+            }
             _ = resync.tick() => {}
             _ = shutdown.changed() => break,
         }

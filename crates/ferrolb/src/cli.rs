@@ -63,6 +63,10 @@ pub struct SpeakerArgs {
     /// so both can run during a migration).
     #[arg(long, default_value_t = ferrolb_speaker::membership::DEFAULT_PORT, env = "FERROLB_MEMBERSHIP_PORT")]
     pub membership_port: u16,
+    /// Re-send the gratuitous ARP / unsolicited NA for every owned IP every N seconds (0: only when taking
+    /// an IP).
+    #[arg(long, default_value_t = 0, env = "FERROLB_REANNOUNCE_INTERVAL")]
+    pub reannounce_interval: u64,
     /// The address other speakers reach this one on; default: the Node's first InternalIP.
     #[arg(long, env = "FERROLB_MEMBERSHIP_ADDRESS")]
     pub membership_address: Option<std::net::IpAddr>,

@@ -33,6 +33,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             key: read_key(&args.membership_key_file)?,
             address: args.membership_address,
         },
+        reannounce_every: (args.reannounce_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.reannounce_interval)),
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);

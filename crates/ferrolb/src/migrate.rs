@@ -114,6 +114,9 @@ pub enum Reason {
         /// The parser's message.
         why: String,
     },
+    /// A pool without addresses, which ferrolb's CRD refuses.
+    #[error("no addresses; a ferrolb pool needs at least one")]
+    NoAddresses,
     /// More address entries than one ferrolb pool may list.
     #[error("{0} address entries; a ferrolb pool lists at most {MAX_ADDRESSES}: split it into several pools")]
     TooManyAddresses(usize),
@@ -302,6 +305,9 @@ fn check_selectors<'a>(selectors: impl Iterator<Item = &'a LabelSelector>) -> Re
 /// Writes each entry the way ferrolb parses it: ranges as `start-end` without spaces, CIDRs as their network
 /// (MetalLB masks host bits away; ferrolb refuses them). Each rewrite that changes meaning-bearing text is noted.
 fn normalise_addresses(entries: &[String], notes: &mut Vec<String>) -> Result<Vec<String>, Reason> {
+    if entries.is_empty() {
+        return Err(Reason::NoAddresses);
+    }
     if entries.len() > MAX_ADDRESSES {
         return Err(Reason::TooManyAddresses(entries.len()));
     }

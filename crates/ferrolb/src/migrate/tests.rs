@@ -153,6 +153,16 @@ fn invalid_and_too_many_addresses_are_reported() {
 }
 
 #[test]
+fn pool_without_addresses_is_reported() {
+    let conversion =
+        run("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: e}\nspec: {addresses: []}\n");
+    assert_eq!(
+        problem_lines(&conversion),
+        ["IPAddressPool/e: not converted: no addresses; a ferrolb pool needs at least one"]
+    );
+}
+
+#[test]
 fn l2advertisement_with_selectors_and_interfaces() {
     let conversion = run(r#"
 apiVersion: metallb.io/v1beta1

@@ -25,6 +25,9 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print every CRD as YAML (or write them to a directory).
     Crds(CrdsArgs),
+    /// Convert MetalLB IPAddressPool and L2Advertisement YAML to ferrolb's (stdout) and list what cannot be
+    /// converted (stderr; exit status 2).
+    MigrateFromMetallb(MigrateArgs),
     /// Show pools with usage, every Service's external IPs with the node announcing each, and problems.
     Status(StatusArgs),
     /// Announce this node's share of the external IPs with ARP/NDP (runs on every node, host network).
@@ -98,6 +101,14 @@ pub struct CrdsArgs {
     /// Write one file per CRD into this directory instead of printing.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// Flags of `ferrolb migrate-from-metallb`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// MetalLB YAML files (multi-document streams); `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
 }
 
 /// Flags of `ferrolb status`.

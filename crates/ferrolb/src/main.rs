@@ -1,14 +1,18 @@
 //! The `ferrolb` binary: one executable with a subcommand per role.
 //!
 //! `ferrolb controller` allocates external IPs, `ferrolb speaker` announces them, `ferrolb status` shows who
-//! holds each IP, `ferrolb crds` prints the CRDs. This crate only wires things:
-//! command-line flags, logging, the metrics and health server, signals. Decisions live in the library crates.
+//! holds each IP, `ferrolb crds` prints the CRDs, `ferrolb migrate-from-metallb` converts MetalLB configuration.
+//! This crate only wires things: command-line flags, logging, the metrics and health server, signals.
+//! Decisions live in the library crates; the one exception is the MetalLB conversion (`migrate`), a pure
+//! module that only this command uses.
 
 #![forbid(unsafe_code)]
 
 mod cli;
 mod controller_cmd;
 mod crds_cmd;
+mod migrate;
+mod migrate_cmd;
 mod server;
 mod speaker_cmd;
 mod status_cmd;
@@ -20,6 +24,12 @@ fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Crds(args) => crds_cmd::run(&args),
+        cli::Command::MigrateFromMetallb(args) => {
+            if !migrate_cmd::run(&args)? {
+                std::process::exit(migrate_cmd::EXIT_NOT_CONVERTED);
+            }
+            Ok(())
+        }
         cli::Command::Controller(args) => {
             telemetry::init(&cli.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -201,6 +201,8 @@ async fn answered_at_once(lab: &Lab, since: Instant) -> anyhow::Result<()> {
 #[tokio::test]
 async fn an_interface_created_after_start_is_used_at_once() -> anyhow::Result<()> {
     let lab = Lab::start(2, &[]).await?;
+    // A ready endpoint, without which nobody announces the Service's address.
+    lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
     apply(&lab, "extra", EXTRA)?;
     wait_for("the extra Service's EXTERNAL-IP", SOON, || async {
         let ip = lab.kubectl(&["get", "svc", "extra", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])?;

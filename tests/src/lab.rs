@@ -129,22 +129,32 @@ impl Lab {
 
     /// The MACs that answer an ARP request for `ip` on the client's segment (a raw probe, one second).
     pub fn arp_answers(&self, ip: &str) -> anyhow::Result<Vec<String>> {
+        self.arp_answers_on("eth0", ip)
+    }
+
+    /// The MACs that answer an ARP request for `ip` sent from the client's interface `dev`.
+    pub fn arp_answers_on(&self, dev: &str, ip: &str) -> anyhow::Result<Vec<String>> {
         let probe = repo_root().join("hack/lab.d/arp-probe.py");
-        let out = self.exec("client", &["python3", probe.to_str().context("utf-8 path")?, "eth0", ip, "1.0"])?;
+        let out = self.exec("client", &["python3", probe.to_str().context("utf-8 path")?, dev, ip, "1.0"])?;
         Ok(out.lines().map(str::to_owned).collect())
     }
 
     /// The MAC of node-N's LAN interface.
     pub fn node_mac(&self, node: &str) -> anyhow::Result<String> {
-        Ok(self.exec(node, &["cat", "/sys/class/net/eth0/address"])?.trim().to_owned())
+        self.mac(node, "eth0")
     }
 
-    /// The value of a metric line starting with `name` on node-N's speaker, 0 when absent.
+    /// The MAC of interface `dev` in a lab member.
+    pub fn mac(&self, member: &str, dev: &str) -> anyhow::Result<String> {
+        Ok(self.exec(member, &["cat", &format!("/sys/class/net/{dev}/address")])?.trim().to_owned())
+    }
+
+    /// The value of the metric `name` (with its labels, as exported) on node-N's speaker; 0 when absent.
     pub fn speaker_metric(&self, node: &str, name: &str) -> anyhow::Result<f64> {
         let metrics = self.exec(node, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
         Ok(metrics
             .lines()
-            .find(|l| l.starts_with(name))
+            .find(|l| l.split_whitespace().next() == Some(name))
             .and_then(|l| l.split_whitespace().last()?.parse().ok())
             .unwrap_or(0.0))
     }

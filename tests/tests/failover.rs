@@ -119,6 +119,18 @@ fn service_events(lab: &Lab) -> anyhow::Result<String> {
     ])
 }
 
+/// Waits until nobody records or answers for the IP, then for an Event on the Service saying `why`.
+async fn withdrawn_with_event(lab: &Lab, why: &str) -> anyhow::Result<()> {
+    wait_for("the IP withdrawn", SOON, || async {
+        Ok((recorded_owner(lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
+    })
+    .await?;
+    wait_for(&format!("an Event saying {why:?}"), SOON, || async {
+        Ok(service_events(lab)?.contains(why).then_some(()))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forgeries_move_nothing() -> anyhow::Result<()>
 {
@@ -204,7 +216,7 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
     // Back again: it rejoins and the membership is whole.
     lab.lab(&["start-speaker", &owner])?;
     wait_for("the restarted speaker in the membership", SOON, || async {
-        Ok((lab.speaker_metric(&other, "ferrolb_speaker_membership_size ")? == 3.0).then_some(()))
+        Ok((lab.speaker_metric(&other, "ferrolb_speaker_membership_size")? == 3.0).then_some(()))
     })
     .await?;
     let answers = wait_for("one ARP answer after the rejoin", SOON, || async {
@@ -286,26 +298,12 @@ async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyh
     // The exclusion label takes node-3 out; no other node has an endpoint, so nobody announces, the record
     // goes and the Service is told why.
     lab.kubectl(&["label", "node", "node-3", "node.kubernetes.io/exclude-from-external-load-balancers="])?;
-    wait_for("the IP withdrawn", SOON, || async {
-        Ok((recorded_owner(&lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
-    })
-    .await?;
-    wait_for("a NotAnnounced Event", SOON, || async {
-        Ok(service_events(&lab)?.contains("no live node is eligible").then_some(()))
-    })
-    .await?;
+    withdrawn_with_event(&lab, "no live node is eligible").await?;
     lab.kubectl(&["label", "node", "node-3", "node.kubernetes.io/exclude-from-external-load-balancers-"])?;
     owner_is("node-3").await?;
 
     // Removing the L2Advertisement withdraws the IP.
     lab.kubectl(&["delete", "l2advertisement", "everywhere"])?;
-    wait_for("the IP withdrawn after the L2Advertisement went", SOON, || async {
-        Ok((recorded_owner(&lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
-    })
-    .await?;
-    wait_for("an Event naming the missing L2Advertisement", SOON, || async {
-        Ok(service_events(&lab)?.contains("no L2Advertisement covers pool demo").then_some(()))
-    })
-    .await?;
+    withdrawn_with_event(&lab, "no L2Advertisement covers pool demo").await?;
     Ok(())
 }

@@ -24,10 +24,7 @@ async fn nodeport_reaches_every_pod_through_every_node() -> anyhow::Result<()> {
     let lab = Lab::start(3, &["--no-ferrolb"]).await?;
     lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
     lab.lab(&["pod", "add", "web-2", "--node", "node-2", "--labels", "app=web"])?;
-    let file = std::env::temp_dir().join(format!("ferrolb-lab-web-{}.yaml", std::process::id()));
-    std::fs::write(&file, WEB)?;
-    lab.apply_file(&file)?;
-    std::fs::remove_file(&file)?;
+    lab.apply_yaml(WEB)?;
     let ports =
         lab.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort} {.spec.ports[1].nodePort}"])?;
     let (tcp, udp) = ports.split_once(' ').expect("two node ports");
@@ -96,17 +93,6 @@ async fn controller_in_the_lab_publishes_the_external_ip() -> anyhow::Result<()>
     Ok(())
 }
 
-const DUAL: &str = r#"apiVersion: v1
-kind: Service
-metadata: {name: dual, namespace: default}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
-"#;
-
 #[tokio::test]
 async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Result<()> {
     let lab = Lab::start(3, &[]).await?;
@@ -138,17 +124,10 @@ async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Resul
     assert!(lab.arp_answers("198.51.100.199")?.is_empty());
     // The owner's metrics count what it did.
     let owner = format!("node-{}", node_macs.iter().position(|m| *m == macs[0]).expect("a node's MAC") + 1);
-    let metrics = lab.exec(&owner, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last()?.parse().ok())
-            .unwrap_or(0.0)
-    };
-    assert_eq!(value("ferrolb_speaker_owned_ips "), 1.0, "{metrics}");
-    assert!(value("ferrolb_speaker_requests_answered_total{protocol=\"arp\"}") >= 1.0, "{metrics}");
-    assert!(value("ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}") >= 2.0, "{metrics}");
+    let value = |name: &str| lab.speaker_metric(&owner, name);
+    assert_eq!(value("ferrolb_speaker_owned_ips")?, 1.0);
+    assert!(value("ferrolb_speaker_requests_answered_total{protocol=\"arp\"}")? >= 1.0);
+    assert!(value("ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}")? >= 2.0);
 
     // TCP through the EXTERNAL-IP reaches a pod (kube-proxy handles the VIP on the owner).
     let body = wait_for("HTTP through the EXTERNAL-IP", SOON, || async {
@@ -161,10 +140,7 @@ async fn speaker_announces_external_ips_from_exactly_one_node() -> anyhow::Resul
     assert!(body.starts_with("pod=web-"), "{body}");
 
     // IPv6: a dual-stack Service is reachable on its IPv6 EXTERNAL-IP (answered by NDP).
-    let file = std::env::temp_dir().join(format!("ferrolb-lab-dual-{}.yaml", std::process::id()));
-    std::fs::write(&file, DUAL)?;
-    lab.apply_file(&file)?;
-    std::fs::remove_file(&file)?;
+    lab.apply_file(&repo_root().join("hack/lab.d/dual.yaml"))?;
     let v6 = wait_for("the dual Service's IPv6 EXTERNAL-IP", SOON, || async {
         let ip = lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.status.loadBalancer.ingress[1].ip}"])?;
         Ok((!ip.is_empty()).then_some(ip))

@@ -13,17 +13,6 @@ const SOON: Duration = Duration::from_secs(30);
 /// interface right after a heartbeat and expects the answer well before the next one.
 const AT_ONCE: Duration = Duration::from_secs(5);
 
-const DUAL: &str = r#"apiVersion: v1
-kind: Service
-metadata: {name: dual, namespace: default}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
-"#;
-
 /// A pool on a segment only reachable through an interface the test adds to node-2 later, advertised on
 /// that interface from node-2 only.
 const EXTRA: &str = r#"apiVersion: ferrolb.io/v1alpha1
@@ -52,35 +41,6 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 "#;
 
-fn apply(lab: &Lab, name: &str, manifest: &str) -> anyhow::Result<()> {
-    let file = std::env::temp_dir().join(format!("ferrolb-sockets-{name}-{}.yaml", std::process::id()));
-    std::fs::write(&file, manifest)?;
-    let applied = lab.apply_file(&file);
-    std::fs::remove_file(&file)?;
-    applied.map(drop)
-}
-
-/// One metric of a node's speaker (0 when not exported yet).
-fn metric(lab: &Lab, node: &str, name: &str) -> anyhow::Result<f64> {
-    let metrics = lab.exec(node, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
-    Ok(metrics
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0.0))
-}
-
-/// The MACs that answer an ARP request for `ip` sent from the client's interface `dev`.
-fn arp_answers(lab: &Lab, dev: &str, ip: &str) -> anyhow::Result<Vec<String>> {
-    let probe = repo_root().join("hack/lab.d/arp-probe.py");
-    let out = lab.exec("client", &["python3", probe.to_str().expect("utf-8"), dev, ip, "1.0"])?;
-    Ok(out.lines().map(str::to_owned).collect())
-}
-
-fn mac_of(lab: &Lab, member: &str, dev: &str) -> anyhow::Result<String> {
-    Ok(lab.exec(member, &["cat", &format!("/sys/class/net/{dev}/address")])?.trim().to_owned())
-}
-
 /// The Ethernet address of `ip`'s solicited-node group, as `ip maddr` prints it.
 fn solicited_node_mac(ip: Ipv6Addr) -> String {
     let o = ip.octets();
@@ -97,7 +57,7 @@ async fn owner_joins_the_solicited_node_group_and_the_filter_keeps_traffic_out()
     lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
     lab.apply_file(&repo_root().join("hack/lab.d/demo.yaml"))?;
     lab.apply_file(&repo_root().join("hack/lab.d/l2advertisement.yaml"))?;
-    apply(&lab, "dual", DUAL)?;
+    lab.apply_file(&repo_root().join("hack/lab.d/dual.yaml"))?;
     let v6: Ipv6Addr = wait_for("the dual Service's IPv6 EXTERNAL-IP", SOON, || async {
         let ip = lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.status.loadBalancer.ingress[1].ip}"])?;
         Ok(ip.parse().ok())
@@ -122,19 +82,19 @@ async fn owner_joins_the_solicited_node_group_and_the_filter_keeps_traffic_out()
         Ok(neigh.split_whitespace().skip_while(|w| *w != "lladdr").nth(1).map(str::to_owned))
     })
     .await?;
-    assert_eq!(answering_mac, mac_of(&lab, owner, "eth0")?, "the group is held by another node than the answering one");
+    assert_eq!(answering_mac, lab.mac(owner, "eth0")?, "the group is held by another node than the answering one");
     assert!(!lists_group(&lab, other, &group_mac)?, "{other} holds the group too");
 
     // (b) The filter: a burst of UDP to the owner's own address barely moves the frames it reads, while an
     // ARP request does. An ARP request after the burst is the marker: once the responder has seen it, every
     // earlier frame of the burst was either read or filtered out by the kernel.
     let owner_ip = if owner == "node-1" { "198.51.100.11" } else { "198.51.100.12" };
-    let frames = || metric(&lab, owner, "ferrolb_speaker_frames_read_total");
-    let arp_seen = || metric(&lab, owner, "ferrolb_speaker_requests_seen_total{protocol=\"arp\"}");
+    let frames = || lab.speaker_metric(owner, "ferrolb_speaker_frames_read_total");
+    let arp_seen = || lab.speaker_metric(owner, "ferrolb_speaker_requests_seen_total{protocol=\"arp\"}");
     let mark = || async {
         let before = arp_seen()?;
         wait_for("the responder to read an ARP request", SOON, || async {
-            arp_answers(&lab, "eth0", "198.51.100.250")?;
+            lab.arp_answers_on("eth0", "198.51.100.250")?;
             Ok((arp_seen()? > before).then_some(()))
         })
         .await
@@ -186,9 +146,9 @@ async fn after_a_heartbeat(lab: &Lab) -> anyhow::Result<()> {
 }
 
 async fn answered_at_once(lab: &Lab, since: Instant) -> anyhow::Result<()> {
-    let node_mac = mac_of(lab, "node-2", "flbx")?;
+    let node_mac = lab.mac("node-2", "flbx")?;
     let macs = wait_for("an ARP answer on the new interface", SOON, || async {
-        let macs = arp_answers(lab, "flbxc", "203.0.113.200")?;
+        let macs = lab.arp_answers_on("flbxc", "203.0.113.200")?;
         Ok((!macs.is_empty()).then_some(macs))
     })
     .await?;
@@ -203,7 +163,7 @@ async fn an_interface_created_after_start_is_used_at_once() -> anyhow::Result<()
     let lab = Lab::start(2, &[]).await?;
     // A ready endpoint, without which nobody announces the Service's address.
     lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
-    apply(&lab, "extra", EXTRA)?;
+    lab.apply_yaml(EXTRA)?;
     wait_for("the extra Service's EXTERNAL-IP", SOON, || async {
         let ip = lab.kubectl(&["get", "svc", "extra", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])?;
         Ok((ip == "203.0.113.200").then_some(()))
@@ -211,7 +171,7 @@ async fn an_interface_created_after_start_is_used_at_once() -> anyhow::Result<()
     .await?;
     // node-2 owns the address before the interface it must announce on exists.
     wait_for("node-2 to own the address", SOON, || async {
-        Ok((metric(&lab, "node-2", "ferrolb_speaker_owned_ips")? == 1.0).then_some(()))
+        Ok((lab.speaker_metric("node-2", "ferrolb_speaker_owned_ips")? == 1.0).then_some(()))
     })
     .await?;
     let client_netns = lab.exec("client", &["sh", "-c", "ip netns identify $$"])?.trim().to_owned();
@@ -223,12 +183,12 @@ async fn an_interface_created_after_start_is_used_at_once() -> anyhow::Result<()
     answered_at_once(&lab, created).await?;
 
     // Removed and created again (a new index and MAC): the responder is re-opened on the new device.
-    let old_mac = mac_of(&lab, "node-2", "flbx")?;
+    let old_mac = lab.mac("node-2", "flbx")?;
     lab.exec("node-2", &["ip", "link", "del", "flbx"])?;
     after_a_heartbeat(&lab).await?;
     let recreated = Instant::now();
     add_segment(&lab, &client_netns)?;
-    assert_ne!(mac_of(&lab, "node-2", "flbx")?, old_mac, "a new veth should get a new MAC");
+    assert_ne!(lab.mac("node-2", "flbx")?, old_mac, "a new veth should get a new MAC");
     answered_at_once(&lab, recreated).await?;
     Ok(())
 }

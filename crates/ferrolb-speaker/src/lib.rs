@@ -16,6 +16,7 @@ mod bpf;
 pub mod desired;
 pub mod election;
 pub mod endpoints;
+pub mod forward;
 pub mod membership;
 pub mod metrics;
 mod multicast;

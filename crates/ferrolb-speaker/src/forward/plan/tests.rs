@@ -112,7 +112,7 @@ fn local_policy_keeps_only_this_node_s_endpoints() {
         &[("http", "TCP", 8080)],
         &[("192.0.2.5", "node-1", true, true, false), ("192.0.2.70", "node-2", true, true, false)],
     );
-    let forwards = plan("node-2", &owned(&["203.0.113.10"]), &[svc.clone()], std::slice::from_ref(&s));
+    let forwards = plan("node-2", &owned(&["203.0.113.10"]), std::slice::from_ref(&svc), std::slice::from_ref(&s));
     assert!(forwards[0].local);
     assert_eq!(forwards[0].endpoints, vec![at("192.0.2.70:8080")]);
     let forwards = plan("node-3", &owned(&["203.0.113.10"]), &[svc], &[s]);
@@ -124,7 +124,7 @@ fn only_owned_ips_and_the_ip_s_own_family_are_forwarded() {
     let svc = service("web", &["203.0.113.10", "2001:db8:300::10"], &[("http", "TCP", 80, 30080)], false);
     let v4 = slice("web", "IPv4", &[("http", "TCP", 8080)], &[("192.0.2.5", "node-1", true, true, false)]);
     let v6 = slice("web", "IPv6", &[("http", "TCP", 8080)], &[("2001:db8:200:1::5", "node-1", true, true, false)]);
-    let forwards = plan("node-1", &owned(&["2001:db8:300::10"]), &[svc.clone()], &[v4.clone(), v6.clone()]);
+    let forwards = plan("node-1", &owned(&["2001:db8:300::10"]), std::slice::from_ref(&svc), &[v4.clone(), v6.clone()]);
     assert_eq!(forwards.len(), 1);
     assert_eq!(forwards[0].endpoints, vec![at("[2001:db8:200:1::5]:8080")]);
     assert!(plan("node-1", &owned(&[]), &[svc], &[v4, v6]).is_empty());
@@ -139,7 +139,7 @@ fn terminating_endpoints_serve_only_when_none_is_ready() {
         &[("http", "TCP", 8080)],
         &[("192.0.2.5", "node-1", false, true, true), ("192.0.2.6", "node-1", false, false, true)],
     );
-    let forwards = plan("node-1", &owned(&["203.0.113.10"]), &[svc.clone()], &[draining.clone()]);
+    let forwards = plan("node-1", &owned(&["203.0.113.10"]), std::slice::from_ref(&svc), std::slice::from_ref(&draining));
     assert_eq!(forwards[0].endpoints, vec![at("192.0.2.5:8080")]);
     let with_ready = slice("web", "IPv4", &[("http", "TCP", 8080)], &[("192.0.2.7", "node-2", true, true, false)]);
     let forwards = plan("node-1", &owned(&["203.0.113.10"]), &[svc], &[draining, with_ready]);

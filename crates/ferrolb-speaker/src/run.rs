@@ -30,6 +30,8 @@ use ferrolb_api::{
 use crate::announcer::{Announcer, InterfacePolicy};
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
 use crate::endpoints::{EndpointTracker, Observed};
+use crate::forward::dataplane::{Dataplane, ForwardOptions};
+use crate::forward::plan::plan as forwarding_plan;
 use crate::membership::{Membership, MembershipKey, MembershipSettings, View};
 use crate::metrics::Metrics;
 use crate::records::{RecordInputs, ServiceRef, Write, reconcile, takeover_note};
@@ -60,6 +62,8 @@ pub struct SpeakerConfig {
     pub membership: MembershipOptions,
     /// Send the gratuitous announcements for every owned IP again at this interval (None: only on taking).
     pub reannounce_every: Option<Duration>,
+    /// Forward mode (None: kube-proxy delivers the traffic and the speaker only announces).
+    pub forward: Option<ForwardOptions>,
 }
 
 /// Errors of the speaker loop.
@@ -71,9 +75,15 @@ pub enum Error {
     /// The membership could not start.
     #[error(transparent)]
     Membership(#[from] crate::membership::MembershipError),
+    /// Forward mode could not start its data path.
+    #[error("forward mode: {0}")]
+    Forward(#[from] crate::forward::dataplane::Error),
 }
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
+
+/// How soon a data-path update that failed is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// How long one API write may take before it is given up (and retried or redone by a later pass).
 const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -381,6 +391,11 @@ pub async fn run(
     let settings = MembershipSettings { node: me.clone(), advertise, key: config.membership.key.clone() };
     let membership = Membership::start(settings, peers.clone(), metrics.clone()).await?;
     let mut view_rx = membership.view();
+    let mut dataplane = match &config.forward {
+        Some(options) => Some(Dataplane::start(options).await?),
+        None => None,
+    };
+    let mut forwarded: BTreeSet<IpAddr> = BTreeSet::new();
     info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
     ready.store(true, Ordering::Relaxed);
 
@@ -457,7 +472,13 @@ pub async fn run(
                 announcer.reannounce();
                 continue;
             }
-            _ = resync.tick() => {}
+            _ = resync.tick() => {
+                if let Some(dp) = dataplane.as_mut()
+                    && let Err(e) = dp.repair().await
+                {
+                    warn!(error = %e, "could not repair the forwarding table");
+                }
+            }
             _ = shutdown.changed() => break,
         }
         let view: View = view_rx.borrow_and_update().clone();
@@ -470,8 +491,9 @@ pub async fn run(
         let service_objects = services.state();
         let ips = external_ips(&service_objects, &config);
         let now = Instant::now();
+        let slice_objects = slices.state();
         let endpoints =
-            tracker.observe(now.into_std(), &observed_endpoints(&service_objects, &slices.state(), &config));
+            tracker.observe(now.into_std(), &observed_endpoints(&service_objects, &slice_objects, &config));
         settle_at = tracker.next_change(now.into_std()).map(Instant::from_std);
         let node_list: Vec<NodeInfo> = node_objects.iter().map(|n| node_info(n)).collect();
         let advertisements: Vec<Advertisement> = ads.state().iter().filter_map(|a| advertisement(a)).collect();
@@ -498,7 +520,28 @@ pub async fn run(
                 _ => None,
             })
             .collect();
+        // A new owner forwards before it announces; an old one stops forwarding after it stops answering.
+        let owned: BTreeSet<IpAddr> = wanted.keys().copied().collect();
+        let handled_services: Vec<Arc<Service>> = handled(&service_objects, &config).cloned().collect();
+        if let Some(dp) = dataplane.as_mut() {
+            let during: BTreeSet<IpAddr> = forwarded.union(&owned).copied().collect();
+            let forwards = forwarding_plan(&me, &during, &handled_services, &slice_objects);
+            if let Err(e) = dp.set(&during, &forwards).await {
+                warn!(error = %e, "could not update forwarding; retrying");
+                settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
+            }
+        }
         let on_interfaces = announcer.set(&wanted);
+        if let Some(dp) = dataplane.as_mut() {
+            let forwards = forwarding_plan(&me, &owned, &handled_services, &slice_objects);
+            match dp.set(&owned, &forwards).await {
+                Ok(()) => forwarded = owned,
+                Err(e) => {
+                    warn!(error = %e, "could not update forwarding; retrying");
+                    settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
+                }
+            }
+        }
         metrics.owned_ips.set(i64::try_from(wanted.len()).unwrap_or(i64::MAX));
 
         let service_refs: BTreeMap<String, ServiceRef> = service_objects
@@ -570,6 +613,9 @@ pub async fn run(
     info!("shutting down: leaving the membership, then no longer answering for any IP");
     membership.leave().await;
     announcer.clear();
+    if let Some(dp) = dataplane.as_mut() {
+        dp.clear().await;
+    }
     drop(writes_tx);
     drop(events_tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer_task).await;

@@ -73,6 +73,32 @@ pub struct SpeakerArgs {
     /// The address other speakers reach this one on; default: the Node's first InternalIP.
     #[arg(long, env = "FERROLB_MEMBERSHIP_ADDRESS")]
     pub membership_address: Option<std::net::IpAddr>,
+    /// Who delivers traffic for the external IPs (must match the controller's --mode).
+    #[arg(long, value_enum, default_value = "kube-proxy", env = "FERROLB_MODE")]
+    pub mode: Mode,
+    /// In forward mode, how traffic is delivered.
+    #[arg(long, value_enum, default_value = "auto", env = "FERROLB_FORWARD_PATH")]
+    pub forward_path: ForwardPathArg,
+}
+
+/// Who delivers traffic for the external IPs; the controller and every speaker must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// kube-proxy delivers it (`ipMode: VIP`); the speakers only announce.
+    KubeProxy,
+    /// The owning speaker delivers it itself (`ipMode: Proxy`), so kube-proxy leaves the IPs alone.
+    Forward,
+}
+
+/// How a speaker in forward mode delivers traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardPathArg {
+    /// nftables when it works on this node, else userspace.
+    Auto,
+    /// nftables DNAT to the endpoints (fastest; keeps the client address with externalTrafficPolicy Local).
+    Kernel,
+    /// A userspace relay to the node's own NodePort (portable; optional PROXY protocol v2).
+    Userspace,
 }
 
 /// Log output format.
@@ -152,6 +178,9 @@ pub struct ControllerArgs {
     /// How long a Lease is valid without renewal; a new leader takes over after at most this long.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
+    /// Who delivers traffic for the external IPs: sets `ipMode` (VIP or Proxy) on every address.
+    #[arg(long, value_enum, default_value = "kube-proxy", env = "FERROLB_MODE")]
+    pub mode: Mode,
 }
 
 /// Parses `15s`, `500ms`, `2m` or a bare number of seconds.

@@ -37,7 +37,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let config = Config {
         load_balancer_class: args.load_balancer_class.clone(),
         handle_unclassed: !args.ignore_unclassed,
-        ip_mode: IpMode::Vip,
+        ip_mode: match args.mode {
+            crate::cli::Mode::KubeProxy => IpMode::Vip,
+            crate::cli::Mode::Forward => IpMode::Proxy,
+        },
         lease_namespace: args.lease_namespace.clone(),
         lease_name: args.lease_name.clone(),
         identity: identity.clone(),

@@ -13,7 +13,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::cli::SpeakerArgs;
+use crate::cli::{ForwardPathArg, Mode, SpeakerArgs};
+use ferrolb_speaker::forward::dataplane::{ForwardOptions, ForwardPath};
 
 fn read_key(path: &std::path::Path) -> anyhow::Result<MembershipKey> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the membership key from {}", path.display()))?;
@@ -35,6 +36,13 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         },
         reannounce_every: (args.reannounce_interval > 0)
             .then(|| std::time::Duration::from_secs(args.reannounce_interval)),
+        forward: (args.mode == Mode::Forward).then(|| ForwardOptions {
+            path: match args.forward_path {
+                ForwardPathArg::Auto => ForwardPath::Auto,
+                ForwardPathArg::Kernel => ForwardPath::Kernel,
+                ForwardPathArg::Userspace => ForwardPath::Userspace,
+            },
+        }),
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);

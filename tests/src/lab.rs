@@ -75,6 +75,19 @@ impl Lab {
         Ok(Lab { dir, _exclusive: exclusive, client })
     }
 
+    /// The node named by the L2Announcement for `ip` (in any namespace), if there is one.
+    pub fn recorded_owner(&self, ip: &str) -> anyhow::Result<Option<String>> {
+        let name = ferrolb_api::l2announcement_name(ip.parse()?);
+        let out = self.kubectl(&[
+            "get",
+            "l2announcements",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.node}{\"\\n\"}{end}",
+        ])?;
+        Ok(out.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).map(str::to_owned))
+    }
+
     /// Runs `hack/lab --dir DIR ARGS...` and returns stdout; fails with stderr on a non-zero exit.
     pub fn lab(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = Command::new(repo_root().join("hack/lab")).arg("--dir").arg(&self.dir).args(args).output()?;

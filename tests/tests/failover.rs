@@ -35,19 +35,6 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 "#;
 
-/// The node named by an L2Announcement for `ip` in `default`, if any.
-fn recorded_owner(lab: &Lab, ip: &str) -> anyhow::Result<Option<String>> {
-    let name = format!("ip-{}", ip.replace(['.', ':'], "-"));
-    let out = lab.kubectl(&[
-        "get",
-        "l2announcements",
-        "-A",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name}={.spec.node}{\"\\n\"}{end}",
-    ])?;
-    Ok(out.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).map(str::to_owned))
-}
-
 /// Node-2 and node-3 may announce; the only pod runs on node-1, so killing an announcer never kills the
 /// backend. Returns (owner, the other announcer) once the owner answers ARP and TCP works.
 async fn announcers_with_backend_elsewhere(lab: &Lab) -> anyhow::Result<(String, String)> {
@@ -56,7 +43,7 @@ async fn announcers_with_backend_elsewhere(lab: &Lab) -> anyhow::Result<(String,
         lab.kubectl(&["label", "node", node, "ferrolb.io/announce=yes"])?;
     }
     lab.apply_yaml(SETUP)?;
-    let owner = wait_for("an L2Announcement for the demo IP", SOON, || async { recorded_owner(lab, IP) }).await?;
+    let owner = wait_for("an L2Announcement for the demo IP", SOON, || async { lab.recorded_owner(IP) }).await?;
     assert!(owner == "node-2" || owner == "node-3", "{owner} is not selected by the L2Advertisement");
     let other = if owner == "node-2" { "node-3" } else { "node-2" }.to_owned();
     let owner_mac = lab.node_mac(&owner)?;
@@ -122,7 +109,7 @@ fn service_events(lab: &Lab) -> anyhow::Result<String> {
 /// Waits until nobody records or answers for the IP, then for an Event on the Service saying `why`.
 async fn withdrawn_with_event(lab: &Lab, why: &str) -> anyhow::Result<()> {
     wait_for("the IP withdrawn", SOON, || async {
-        Ok((recorded_owner(lab, IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
+        Ok((lab.recorded_owner(IP)?.is_none() && lab.arp_answers(IP)?.is_empty()).then_some(()))
     })
     .await?;
     wait_for(&format!("an Event saying {why:?}"), SOON, || async {
@@ -154,7 +141,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
         lab.exec(&format!("node-{i}"), &["nft", "delete", "table", "inet", "flbloss"])?;
     }
     assert_eq!(downs(&lab)?, downs_before, "a speaker was declared dead under 5% loss");
-    assert_eq!(recorded_owner(&lab, IP)?.as_deref(), Some(owner.as_str()), "the IP moved under 5% loss");
+    assert_eq!(lab.recorded_owner(IP)?.as_deref(), Some(owner.as_str()), "the IP moved under 5% loss");
 
     // The owner dies while the API server is unreachable: the speakers fail over on their own.
     lab.freeze_api_server(true)?;
@@ -168,7 +155,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
     let other_mac = lab.node_mac(&other)?;
     assert_eq!(lab.arp_answers(IP)?, [other_mac], "only the surviving announcer may answer");
     wait_for("the record naming the new owner", SOON, || async {
-        Ok((recorded_owner(&lab, IP)?.as_deref() == Some(other.as_str())).then_some(()))
+        Ok((lab.recorded_owner(IP)?.as_deref() == Some(other.as_str())).then_some(()))
     })
     .await?;
     let events = wait_for("an Event explaining the takeover", SOON, || async {
@@ -194,7 +181,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
     .await?;
     assert!(lab.speaker_metric(&other, "ferrolb_speaker_membership_rejected_total{reason=\"not_ours\"}")? >= 20.0);
     assert_eq!(lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?, port_before);
-    assert_eq!(recorded_owner(&lab, IP)?.as_deref(), Some(other.as_str()));
+    assert_eq!(lab.recorded_owner(IP)?.as_deref(), Some(other.as_str()));
     Ok(())
 }
 
@@ -209,7 +196,7 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
     let other_mac = lab.node_mac(&other)?;
     assert_eq!(lab.arp_answers(IP)?, [other_mac], "the stopped speaker must not answer");
     wait_for("the record naming the new owner", SOON, || async {
-        Ok((recorded_owner(&lab, IP)?.as_deref() == Some(other.as_str())).then_some(()))
+        Ok((lab.recorded_owner(IP)?.as_deref() == Some(other.as_str())).then_some(()))
     })
     .await?;
 
@@ -224,7 +211,7 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
         Ok((answers.len() == 1).then_some(answers))
     })
     .await?;
-    let holder = recorded_owner(&lab, IP)?.unwrap_or_default();
+    let holder = lab.recorded_owner(IP)?.unwrap_or_default();
     assert_eq!(answers, [lab.node_mac(&holder)?], "the answering node is not the recorded owner {holder}");
 
     // `ferrolb status` names the holder.
@@ -271,7 +258,7 @@ async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyh
         async move {
             let mac = lab.node_mac(node)?;
             wait_for(&format!("{node} holding the IP"), SOON, || async {
-                let recorded = recorded_owner(lab, IP)?;
+                let recorded = lab.recorded_owner(IP)?;
                 Ok((recorded.as_deref() == Some(node) && lab.arp_answers(IP)? == [mac.clone()]).then_some(()))
             })
             .await

@@ -492,8 +492,7 @@ pub async fn run(
         let ips = external_ips(&service_objects, &config);
         let now = Instant::now();
         let slice_objects = slices.state();
-        let endpoints =
-            tracker.observe(now.into_std(), &observed_endpoints(&service_objects, &slice_objects, &config));
+        let endpoints = tracker.observe(now.into_std(), &observed_endpoints(&service_objects, &slice_objects, &config));
         settle_at = tracker.next_change(now.into_std()).map(Instant::from_std);
         let node_list: Vec<NodeInfo> = node_objects.iter().map(|n| node_info(n)).collect();
         let advertisements: Vec<Advertisement> = ads.state().iter().filter_map(|a| advertisement(a)).collect();

@@ -139,7 +139,8 @@ fn terminating_endpoints_serve_only_when_none_is_ready() {
         &[("http", "TCP", 8080)],
         &[("192.0.2.5", "node-1", false, true, true), ("192.0.2.6", "node-1", false, false, true)],
     );
-    let forwards = plan("node-1", &owned(&["203.0.113.10"]), std::slice::from_ref(&svc), std::slice::from_ref(&draining));
+    let forwards =
+        plan("node-1", &owned(&["203.0.113.10"]), std::slice::from_ref(&svc), std::slice::from_ref(&draining));
     assert_eq!(forwards[0].endpoints, vec![at("192.0.2.5:8080")]);
     let with_ready = slice("web", "IPv4", &[("http", "TCP", 8080)], &[("192.0.2.7", "node-2", true, true, false)]);
     let forwards = plan("node-1", &owned(&["203.0.113.10"]), &[svc], &[draining, with_ready]);

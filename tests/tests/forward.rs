@@ -1,0 +1,227 @@
+//! Forward mode in the lab: the owning speaker itself delivers traffic for its IPs, on both data paths.
+//!
+//! Each test brings up a lab in forward mode and checks, from the client, through the EXTERNAL-IPs: TCP and
+//! UDP on IPv4 and IPv6; that a Cluster Service reaches the same pods as its NodePort; that Local keeps the
+//! client's address (kernel path); that two Services sharing an IP each get their own ports; that a port that
+//! is not a Service's is refused even when a host process listens on it; that kube-proxy leaves the IPs alone
+//! (`ipMode: Proxy`); that a dead owner's IP forwards from the next node; and that a speaker stopped cleanly
+//! leaves no rule behind. (Throughput is measured by `hack/bench/dataplane`, not here.)
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ferrolb_e2e::{Lab, wait_for};
+
+const SOON: Duration = Duration::from_secs(30);
+
+/// Pools, an L2Advertisement for every node, and the Services under test.
+const SETUP: &str = r#"apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: forward}
+spec: {addresses: [198.51.100.192/27, "2001:db8:100::f000/116"]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: everywhere}
+spec: {}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
+  - {name: echo, port: 53, targetPort: 8081, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo, namespace: default}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  selector: {app: solo}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: share-tcp
+  namespace: default
+  annotations: {ferrolb.io/loadBalancerIPs: 198.51.100.220, ferrolb.io/allow-shared-ip: pair}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 8000, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: share-udp
+  namespace: default
+  annotations: {ferrolb.io/loadBalancerIPs: 198.51.100.220, ferrolb.io/allow-shared-ip: pair}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: echo, port: 5353, targetPort: 8081, protocol: UDP}]
+"#;
+
+const SHARED: &str = "198.51.100.220";
+
+fn url(ip: &str, port: u16) -> String {
+    if ip.contains(':') { format!("http://[{ip}]:{port}/") } else { format!("http://{ip}:{port}/") }
+}
+
+/// One HTTP GET from the client; the pod's one-line answer, or None.
+fn get(lab: &Lab, ip: &str, port: u16) -> Option<String> {
+    lab.exec("client", &["curl", "-s", "-m", "2", &url(ip, port)]).ok().filter(|b| b.starts_with("pod="))
+}
+
+/// One UDP datagram from the client and the echo's answer, or None.
+fn udp(lab: &Lab, ip: &str, port: u16) -> Option<String> {
+    let family = if ip.contains(':') { "AF_INET6" } else { "AF_INET" };
+    let script = format!(
+        "import socket; s=socket.socket(socket.{family}, socket.SOCK_DGRAM); s.settimeout(1); \
+         s.sendto(b'hi', ('{ip}', {port})); print(s.recvfrom(200)[0].decode())"
+    );
+    lab.exec("client", &["python3", "-c", &script]).ok().filter(|r| r.starts_with("pod="))
+}
+
+/// The pods that 40 GETs to `ip:port` reached.
+fn pods_reached(lab: &Lab, ip: &str, port: u16) -> BTreeSet<String> {
+    (0..40)
+        .filter_map(|_| get(lab, ip, port))
+        .filter_map(|b| b.split_whitespace().next().map(|p| p.trim_start_matches("pod=").to_owned()))
+        .collect()
+}
+
+fn jsonpath(lab: &Lab, object: &str, path: &str) -> anyhow::Result<String> {
+    lab.kubectl(&["get", object, "-o", &format!("jsonpath={path}")])
+}
+
+/// Waits for `service`'s EXTERNAL-IPs (`count` of them) and returns them.
+async fn external_ips(lab: &Lab, service: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    wait_for(&format!("{service}'s EXTERNAL-IPs"), SOON, || async {
+        let ips = jsonpath(lab, &format!("svc/{service}"), "{.status.loadBalancer.ingress[*].ip}")?;
+        let ips: Vec<String> = ips.split_whitespace().map(str::to_owned).collect();
+        Ok((ips.len() == count).then_some(ips))
+    })
+    .await
+}
+
+/// Brings up the Services and checks everything but failover and shutdown; returns web's IPv4 address.
+async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
+    lab.lab(&["pod", "add", "web-1", "--node", "node-1", "--labels", "app=web"])?;
+    lab.lab(&["pod", "add", "web-2", "--node", "node-2", "--labels", "app=web"])?;
+    lab.lab(&["pod", "add", "solo", "--node", "node-3", "--labels", "app=solo"])?;
+    lab.apply_yaml(SETUP)?;
+    let web = external_ips(lab, "web", 2).await?;
+    let solo = external_ips(lab, "solo", 2).await?;
+    assert_eq!(external_ips(lab, "share-tcp", 1).await?, [SHARED]);
+    assert_eq!(external_ips(lab, "share-udp", 1).await?, [SHARED]);
+    let modes = jsonpath(lab, "svc/web", "{.status.loadBalancer.ingress[*].ipMode}")?;
+    assert_eq!(modes, "Proxy Proxy", "forward mode publishes ipMode Proxy");
+
+    // TCP and UDP on both families, and a Cluster Service reaches exactly the pods its NodePort reaches.
+    let node_port: u16 = jsonpath(lab, "svc/web", "{.spec.ports[0].nodePort}")?.parse()?;
+    for ip in &web {
+        wait_for(&format!("HTTP through {ip}"), SOON, || async { Ok(get(lab, ip, 80)) }).await?;
+        let reply = wait_for(&format!("UDP through {ip}"), SOON, || async { Ok(udp(lab, ip, 53)) }).await?;
+        assert!(reply.starts_with("pod=web-"), "{reply}");
+        let node = if ip.contains(':') { "2001:db8:100::11" } else { "198.51.100.11" };
+        let through_ip = pods_reached(lab, ip, 80);
+        let through_node_port = pods_reached(lab, node, node_port);
+        assert_eq!(through_ip, through_node_port, "{ip} and the NodePort on node-1 reach different pods");
+        assert_eq!(through_ip.len(), 2, "{through_ip:?}");
+    }
+
+    // Local: only node-3 has the pod, so it owns the IPs, and the kernel path keeps the client's address.
+    for (ip, client) in solo.iter().zip(["198.51.100.2", "2001:db8:100::2"]) {
+        let body = wait_for(&format!("HTTP through {ip} (Local)"), SOON, || async { Ok(get(lab, ip, 80)) }).await?;
+        assert!(body.starts_with("pod=solo "), "{body}");
+        if kernel {
+            assert!(body.contains(&format!("client={client}")), "the client's address was not kept: {body}");
+        }
+    }
+
+    // A shared IP: each Service's port goes to its own protocol, and the other combination is refused.
+    wait_for("TCP to the shared IP", SOON, || async { Ok(get(lab, SHARED, 8000)) }).await?;
+    wait_for("UDP to the shared IP", SOON, || async { Ok(udp(lab, SHARED, 5353)) }).await?;
+    assert!(get(lab, SHARED, 5353).is_none(), "TCP on the UDP Service's port was delivered");
+    assert!(udp(lab, SHARED, 8000).is_none(), "UDP on the TCP Service's port was delivered");
+
+    // A host process on the owner listening on another port is reachable on the node's address, never through
+    // the external IP; an unused port is refused outright.
+    let owner = wait_for("web's IPv4 L2Announcement", SOON, || async { lab.recorded_owner(&web[0]) }).await?;
+    let owner_ip = format!("198.51.100.1{}", owner.trim_start_matches("node-"));
+    let mut listener = lab.spawn_exec(&owner, &["python3", "-m", "http.server", "9999", "--bind", "0.0.0.0"])?;
+    let direct = wait_for("the host listener on the owner's own address", SOON, || async {
+        Ok(lab
+            .exec("client", &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "2", &url(&owner_ip, 9999)])
+            .ok()
+            .filter(|c| c == "200"))
+    })
+    .await;
+    let through_ip = lab.exec("client", &["curl", "-s", "-m", "2", &url(&web[0], 9999)]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    direct?;
+    assert!(through_ip.is_err(), "a host process was reachable through the external IP: {through_ip:?}");
+
+    // kube-proxy leaves Proxy-mode IPs to ferrolb: its tables on every node never mention them.
+    for node in ["node-1", "node-2", "node-3"] {
+        let rules = lab.exec(node, &["nft", "list", "ruleset"])?;
+        let kube_proxy: String = rules.split("table inet ferrolb").next().unwrap_or_default().to_owned();
+        for ip in web.iter().chain(&solo) {
+            assert!(!kube_proxy.contains(ip.as_str()), "kube-proxy on {node} handles {ip}");
+        }
+    }
+    Ok(web[0].clone())
+}
+
+/// Kills `ip`'s owner and waits until new connections succeed through another node; returns the new owner.
+async fn dead_owner_forwards_from_the_next_node(lab: &Lab, ip: &str) -> anyhow::Result<String> {
+    let owner = wait_for("the owner", SOON, || async { lab.recorded_owner(ip) }).await?;
+    lab.lab(&["kill-node", &owner])?;
+    let next =
+        wait_for("another node announcing", SOON, || async { Ok(lab.recorded_owner(ip)?.filter(|n| *n != owner)) })
+            .await?;
+    let next_mac = lab.node_mac(&next)?;
+    wait_for("only the new owner answering ARP", SOON, || async {
+        Ok((lab.arp_answers(ip)? == [next_mac.clone()]).then_some(()))
+    })
+    .await?;
+    wait_for("HTTP through the new owner", SOON, || async { Ok(get(lab, ip, 80)) }).await?;
+    lab.lab(&["revive-node", &owner])?;
+    Ok(next)
+}
+
+/// Stops `node`'s speaker with SIGTERM and checks that none of ferrolb's kernel state is left on it.
+fn clean_stop_leaves_nothing(lab: &Lab, node: &str) -> anyhow::Result<()> {
+    lab.lab(&["stop-speaker", node])?;
+    let tables = lab.exec(node, &["nft", "list", "tables"])?;
+    assert!(!tables.contains("ferrolb"), "{node} kept ferrolb's table after a clean stop: {tables}");
+    for family in ["-4", "-6"] {
+        let rules = lab.exec(node, &["ip", family, "rule", "show"])?;
+        assert!(
+            rules.lines().all(|l| l.starts_with("0:") || l.starts_with("32766:") || l.starts_with("32767:")),
+            "{node} kept policy-routing rules after a clean stop:\n{rules}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn kernel_path_forwards_only_the_services_ports_and_hands_over() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &["--mode", "forward", "--forward-path", "kernel"]).await?;
+    let ip = forwarding_works(&lab, true).await?;
+    let next = dead_owner_forwards_from_the_next_node(&lab, &ip).await?;
+    clean_stop_leaves_nothing(&lab, &next)?;
+    wait_for("HTTP after the clean stop", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;
+    Ok(())
+}

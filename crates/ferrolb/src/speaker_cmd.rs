@@ -36,7 +36,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         },
         reannounce_every: (args.reannounce_interval > 0)
             .then(|| std::time::Duration::from_secs(args.reannounce_interval)),
-        forward: (args.mode == Mode::Forward).then(|| ForwardOptions {
+        forward: (args.mode == Mode::Forward).then_some(ForwardOptions {
             path: match args.forward_path {
                 ForwardPathArg::Auto => ForwardPath::Auto,
                 ForwardPathArg::Kernel => ForwardPath::Kernel,

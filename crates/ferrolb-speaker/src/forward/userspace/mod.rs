@@ -244,8 +244,10 @@ impl UserspaceForwarder {
                 let socket = sockets::udp_socket(address).map_err(listen_error)?;
                 let limits = self.limits;
                 let stats = self.stats.clone();
-                let shared =
-                    self.udp.get_or_insert_with(|| udp::Shared::new(limits.max_udp_flows, limits.udp_idle, stats)).clone();
+                let shared = self
+                    .udp
+                    .get_or_insert_with(|| udp::Shared::new(limits.max_udp_flows, limits.udp_idle, stats))
+                    .clone();
                 tokio::spawn(udp::serve(frontend, socket, receiver, shared, cancel.clone()))
             }
         };

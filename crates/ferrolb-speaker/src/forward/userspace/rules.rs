@@ -57,7 +57,10 @@ pub enum Classified {
 }
 
 /// The rules for a set of relayed frontends and refused VIPs.
-pub fn desired(relayed: impl IntoIterator<Item = Frontend>, refused: impl IntoIterator<Item = IpAddr>) -> BTreeSet<Rule> {
+pub fn desired(
+    relayed: impl IntoIterator<Item = Frontend>,
+    refused: impl IntoIterator<Item = IpAddr>,
+) -> BTreeSet<Rule> {
     let mut rules: BTreeSet<Rule> = relayed.into_iter().map(Rule::Relay).collect();
     rules.extend(refused.into_iter().map(Rule::Refuse));
     rules

@@ -216,7 +216,12 @@ async fn replies(key: FlowKey, backend: Arc<UdpSocket>, listener: Arc<UdpSocket>
             Err(e) => {
                 debug!(%frontend, %client, error = %e, "receiving from the backend failed; closing the flow");
                 shared.stats.relay_error();
-                let flow = shared.table().remove(&key);
+                let flow = {
+                    let mut table = shared.table();
+                    let flow = table.remove(&key);
+                    shared.stats.udp_flows_now(table.len());
+                    flow
+                };
                 // Dropping the flow aborts this very task, so it goes last.
                 drop(flow);
                 return;

@@ -225,3 +225,18 @@ async fn kernel_path_forwards_only_the_services_ports_and_hands_over() -> anyhow
     wait_for("HTTP after the clean stop", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn userspace_path_forwards_only_the_services_ports_and_hands_over() -> anyhow::Result<()> {
+    let lab = Lab::start(3, &["--mode", "forward", "--forward-path", "userspace"]).await?;
+    let ip = forwarding_works(&lab, false).await?;
+    // The relay's policy rules are in place on the owner (and nftables holds nothing of ferrolb's).
+    let owner = lab.recorded_owner(&ip)?.unwrap_or_default();
+    let rules = lab.exec(&owner, &["ip", "-4", "rule", "show"])?;
+    assert!(rules.contains(&format!("to {ip} ipproto tcp dport 80 lookup 4210")), "{rules}");
+    assert!(!lab.exec(&owner, &["nft", "list", "tables"])?.contains("ferrolb"));
+    let next = dead_owner_forwards_from_the_next_node(&lab, &ip).await?;
+    clean_stop_leaves_nothing(&lab, &next)?;
+    wait_for("HTTP after the clean stop", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;
+    Ok(())
+}

@@ -7,6 +7,9 @@ pub const ADDRESS_POOL: &str = "ferrolb.io/address-pool";
 pub const LOAD_BALANCER_IPS: &str = "ferrolb.io/loadBalancerIPs";
 /// The sharing key: Services with equal keys may share an address.
 pub const ALLOW_SHARED_IP: &str = "ferrolb.io/allow-shared-ip";
+/// In forward mode, `v2` sends the Service's backends a PROXY protocol v2 header with the client's address
+/// (those ports then go through the speaker's userspace relay, which can write it).
+pub const PROXY_PROTOCOL: &str = "ferrolb.io/proxy-protocol";
 /// Written by the controller: the pool(s) the Service's addresses came from.
 pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/ip-allocated-from-pool";
 

@@ -178,9 +178,14 @@ fn node_info(node: &Node) -> NodeInfo {
 }
 
 /// A node's first InternalIP: where its speaker listens for membership datagrams.
+/// Every InternalIP of `node` (both families on a dual-stack node).
+fn internal_addresses(node: &Node) -> Vec<IpAddr> {
+    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+    addresses.into_iter().flatten().filter(|a| a.type_ == "InternalIP").filter_map(|a| a.address.parse().ok()).collect()
+}
+
 fn node_address(node: &Node) -> Option<IpAddr> {
-    let addresses = node.status.as_ref()?.addresses.as_ref()?;
-    addresses.iter().filter(|a| a.type_ == "InternalIP").find_map(|a| a.address.parse().ok())
+    internal_addresses(node).into_iter().next()
 }
 
 fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
@@ -522,10 +527,12 @@ pub async fn run(
         // A new owner forwards before it announces; an old one stops forwarding after it stops answering.
         let owned: BTreeSet<IpAddr> = wanted.keys().copied().collect();
         let handled_services: Vec<Arc<Service>> = handled(&service_objects, &config).cloned().collect();
+        let own_addresses: Vec<IpAddr> =
+            node_objects.iter().find(|n| n.name_any() == me).map(|n| internal_addresses(n)).unwrap_or_default();
         if let Some(dp) = dataplane.as_mut() {
             let during: BTreeSet<IpAddr> = forwarded.union(&owned).copied().collect();
             let forwards = forwarding_plan(&me, &during, &handled_services, &slice_objects);
-            if let Err(e) = dp.set(&during, &forwards).await {
+            if let Err(e) = dp.set(&during, &forwards, &own_addresses).await {
                 warn!(error = %e, "could not update forwarding; retrying");
                 settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
             }
@@ -533,7 +540,7 @@ pub async fn run(
         let on_interfaces = announcer.set(&wanted);
         if let Some(dp) = dataplane.as_mut() {
             let forwards = forwarding_plan(&me, &owned, &handled_services, &slice_objects);
-            match dp.set(&owned, &forwards).await {
+            match dp.set(&owned, &forwards, &own_addresses).await {
                 Ok(()) => forwarded = owned,
                 Err(e) => {
                     warn!(error = %e, "could not update forwarding; retrying");

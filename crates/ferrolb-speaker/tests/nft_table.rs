@@ -51,6 +51,7 @@ fn forward(ip: &str, protocol: Protocol, port: u16, local: bool, endpoints: &[&s
         node_port: None,
         local,
         endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+        proxy_protocol: false,
     }
 }
 

@@ -4,14 +4,19 @@
 //! and an old owner stops forwarding only after it stops answering: first with the union of the IPs it owned
 //! and now owns, then (after the announcer has moved) with the IPs it now owns. Both calls are cheap when
 //! nothing changed: the kernel path rewrites its table only when the rendered text differs.
+//!
+//! Ports whose Service asks for the PROXY protocol go through the userspace relay even when the kernel path
+//! is in use, since only a relay can write the header; so do all ports when nftables is unavailable. The
+//! relay dials this node's own address (of the IP's family when it has one) at the NodePort.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tracing::{info, warn};
 
 use super::kernel::{self, NftTable, render};
 use super::plan::Forward;
+use super::userspace::{Limits, Relay, UserspaceForwarder};
 
 /// Which data path to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,10 +49,33 @@ pub enum Error {
 }
 
 /// The running data path.
-#[derive(Debug)]
 pub struct Dataplane {
     nft: Option<NftTable>,
     applied: Option<String>,
+    relay: UserspaceForwarder,
+}
+
+impl std::fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataplane").field("kernel", &self.nft.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// The relays for `forwards`: backends are `node_addresses` (same family first) at each NodePort.
+pub fn relays(forwards: &[&Forward], node_addresses: &[IpAddr]) -> Vec<Relay> {
+    forwards
+        .iter()
+        .filter_map(|f| {
+            let node =
+                node_addresses.iter().find(|a| a.is_ipv4() == f.frontend.ip.is_ipv4()).or(node_addresses.first())?;
+            let port = f.node_port?;
+            Some(Relay {
+                frontend: f.frontend,
+                backend: SocketAddr::new(*node, port),
+                proxy_protocol: f.proxy_protocol,
+            })
+        })
+        .collect()
 }
 
 impl Dataplane {
@@ -70,19 +98,47 @@ impl Dataplane {
             },
         };
         info!(path = if kernel { "kernel (nftables)" } else { "userspace" }, "forward mode");
-        Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty) })
+        let relay = UserspaceForwarder::new(Limits::RECOMMENDED);
+        Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty), relay })
     }
 
-    /// Makes the data path forward exactly `forwards`; `owned` lists every IP this node answers for.
-    pub async fn set(&mut self, owned: &BTreeSet<IpAddr>, forwards: &[Forward]) -> Result<(), Error> {
+    /// Whether the kernel path is in use.
+    pub fn kernel(&self) -> bool {
+        self.nft.is_some()
+    }
+
+    /// Makes the data path forward exactly `forwards`; `owned` lists every IP this node answers for, and
+    /// `node_addresses` are this node's own addresses (where the relay finds the NodePorts).
+    pub async fn set(
+        &mut self,
+        owned: &BTreeSet<IpAddr>,
+        forwards: &[Forward],
+        node_addresses: &[IpAddr],
+    ) -> Result<(), Error> {
+        let (relayed, in_kernel): (Vec<&Forward>, Vec<&Forward>) =
+            forwards.iter().partition(|f| self.nft.is_none() || f.proxy_protocol);
         if let Some(nft) = &self.nft {
-            let script = render(owned, forwards);
+            let in_kernel: Vec<Forward> = in_kernel.into_iter().cloned().collect();
+            let script = render(owned, &in_kernel);
             if self.applied.as_deref() != Some(script.as_str()) {
                 nft.apply(&script).await?;
                 self.applied = Some(script);
             }
         }
-        Ok(())
+        let wanted = relays(&relayed, node_addresses);
+        if wanted.len() < relayed.len() {
+            warn!(
+                without_node_port = relayed.len() - wanted.len(),
+                "some ports cannot be relayed: their Service has no NodePort (allocateLoadBalancerNodePorts: false)"
+            );
+        }
+        let failed = self.relay.set(&wanted).await;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            let list: Vec<String> = failed.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+            Err(Error::Userspace(list.join("; ")))
+        }
     }
 
     /// Re-writes the table if something else removed it (a flushed ruleset); called on the resync.
@@ -98,6 +154,7 @@ impl Dataplane {
 
     /// Removes everything; called on a clean shutdown, after the announcer has stopped answering.
     pub async fn clear(&mut self) {
+        self.relay.clear().await;
         if let Some(nft) = &self.nft {
             if let Err(e) = nft.remove().await {
                 warn!(error = %e, "could not remove ferrolb's nftables table");

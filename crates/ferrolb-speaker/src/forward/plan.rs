@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use ferrolb_api::PROXY_PROTOCOL;
 use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use ferrolb_api::k8s::{ResourceExt, Service, ServicePort};
 
@@ -28,6 +29,8 @@ pub struct Forward {
     pub local: bool,
     /// The endpoints, sorted; empty when there is none (the traffic is refused).
     pub endpoints: Vec<SocketAddr>,
+    /// The Service asks for a PROXY protocol v2 header (annotation `ferrolb.io/proxy-protocol: v2`).
+    pub proxy_protocol: bool,
 }
 
 fn protocol_of(name: Option<&str>) -> Option<Protocol> {
@@ -115,6 +118,7 @@ pub fn plan(
     for svc in sorted {
         let Some(spec) = svc.spec.as_ref() else { continue };
         let local = spec.external_traffic_policy.as_deref() == Some("Local");
+        let proxy_protocol = svc.annotations().get(PROXY_PROTOCOL).is_some_and(|v| v.trim().eq_ignore_ascii_case("v2"));
         let own_slices = by_service
             .get(&(svc.namespace().unwrap_or_default(), svc.name_any()))
             .map(Vec::as_slice)
@@ -130,6 +134,7 @@ pub fn plan(
                     node_port: port.node_port.and_then(|p| u16::try_from(p).ok()),
                     local,
                     endpoints: endpoints_for(me, ip, port, protocol, local, own_slices),
+                    proxy_protocol,
                 });
             }
         }

@@ -170,3 +170,13 @@ fn sctp_ports_and_ports_missing_from_the_slice_are_handled() {
     assert_eq!(forwards.len(), 1, "SCTP is not forwarded");
     assert!(forwards[0].endpoints.is_empty(), "a port the slice does not list has no endpoint");
 }
+
+#[test]
+fn the_proxy_protocol_annotation_marks_every_port_of_its_service() {
+    let mut svc = (*service("web", &["203.0.113.10"], &[("http", "TCP", 80, 30080)], false)).clone();
+    svc.metadata.annotations = Some([(PROXY_PROTOCOL.to_owned(), "v2".to_owned())].into());
+    let plain = service("other", &["203.0.113.11"], &[("http", "TCP", 80, 30081)], false);
+    let forwards = plan("node-1", &owned(&["203.0.113.10", "203.0.113.11"]), &[Arc::new(svc), plain], &[]);
+    let marked: Vec<bool> = forwards.iter().map(|f| f.proxy_protocol).collect();
+    assert_eq!(marked, [true, false]);
+}

@@ -158,7 +158,6 @@ fn assert_probes(c: &Value, port: u64) -> anyhow::Result<()> {
 
 /// Options `ci/all-options-values.yaml` leaves at their default, and why.
 const LEFT_AT_DEFAULT: &[(&str, &str)] = &[
-    ("mode", "forward fails the render until issue 6; a_values_typo_fails_... checks that"),
     ("controller.podDisruptionBudget.enabled", "false is covered by default_values_render_a_hardened_install"),
     ("rbac.create", "false is covered by default_values_render_a_hardened_install"),
     ("controller.serviceAccount.create", "false is covered by default_values_render_a_hardened_install"),
@@ -279,7 +278,7 @@ fn a_values_typo_fails_with_a_message_naming_the_field() -> anyhow::Result<()> {
         (&["--set", "logLevel=debug"], "'logLevel' not allowed"),
         (&["-f", typo_file.to_str().expect("utf-8 path")], "'prot' not allowed"),
         (&["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
-        (&["--set", "mode=forward"], "issue 6"),
+        (&["--set", "mode=proxy"], "/mode"),
         (&["--set", "prometheus.serviceMonitor.enabled=true,prometheus.podMonitor.enabled=true"], "pick one"),
     ];
     let chart = chart();

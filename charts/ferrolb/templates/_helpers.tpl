@@ -63,6 +63,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Flags both components share. */}}
 {{- define "ferrolb.commonArgs" -}}
+- --mode={{ .Values.mode }}
 - --load-balancer-class={{ .Values.loadBalancerClass }}
 {{- if .Values.ignoreUnclassed }}
 - --ignore-unclassed
@@ -73,9 +74,6 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Fails the render for values this ferrolb release cannot honour, instead of ignoring them. */}}
 {{- define "ferrolb.validate" -}}
-{{- if eq .Values.mode "forward" }}
-{{- fail "mode: forward is not available in this ferrolb release (the speaker has no forwarding data path yet, issue 6); use mode: kube-proxy" }}
-{{- end }}
 {{- if and .Values.prometheus.serviceMonitor.enabled .Values.prometheus.podMonitor.enabled }}
 {{- fail "prometheus.serviceMonitor.enabled and prometheus.podMonitor.enabled are both true; pick one, or every metric is scraped twice" }}
 {{- end }}

@@ -159,6 +159,14 @@ async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
     // the external IP; an unused port is refused outright.
     let owner = wait_for("web's IPv4 L2Announcement", SOON, || async { lab.recorded_owner(&web[0]) }).await?;
     let owner_ip = format!("198.51.100.1{}", owner.trim_start_matches("node-"));
+    // The owner's metrics say what it forwards and how (web's TCP and UDP ports at least).
+    let path = if kernel { "kernel" } else { "userspace" };
+    let ports = lab.speaker_metric(&owner, &format!("ferrolb_speaker_forwarded_ports{{path=\"{path}\"}}"))?;
+    assert!(ports >= 2.0, "{owner} reports {ports} ports forwarded on the {path} path");
+    if !kernel {
+        let accepted = lab.speaker_metric(&owner, "ferrolb_speaker_relay_tcp_connections_accepted_total")?;
+        assert!(accepted >= 40.0, "{owner}'s relay counted {accepted} connections");
+    }
     let mut listener = lab.spawn_exec(&owner, &["python3", "-m", "http.server", "9999", "--bind", "0.0.0.0"])?;
     let direct = wait_for("the host listener on the owner's own address", SOON, || async {
         Ok(lab

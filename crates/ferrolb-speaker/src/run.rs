@@ -397,7 +397,7 @@ pub async fn run(
     let membership = Membership::start(settings, peers.clone(), metrics.clone()).await?;
     let mut view_rx = membership.view();
     let mut dataplane = match &config.forward {
-        Some(options) => Some(Dataplane::start(options).await?),
+        Some(options) => Some(Dataplane::start(options, metrics.clone()).await?),
         None => None,
     };
     let mut forwarded: BTreeSet<IpAddr> = BTreeSet::new();

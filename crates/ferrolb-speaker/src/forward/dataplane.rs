@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::kernel::{self, NftTable, render};
 use super::plan::Forward;
 use super::userspace::{Limits, Relay, UserspaceForwarder};
+use crate::metrics::{Metrics, PathLabels};
 
 /// Which data path to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +54,7 @@ pub struct Dataplane {
     nft: Option<NftTable>,
     applied: Option<String>,
     relay: UserspaceForwarder,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -80,7 +82,7 @@ pub fn relays(forwards: &[&Forward], node_addresses: &[IpAddr]) -> Vec<Relay> {
 
 impl Dataplane {
     /// Starts the data path: with [`ForwardPath::Auto`], the kernel path if an empty table can be written.
-    pub async fn start(options: &ForwardOptions) -> Result<Dataplane, Error> {
+    pub async fn start(options: &ForwardOptions, metrics: Metrics) -> Result<Dataplane, Error> {
         let nft = NftTable::default();
         let empty = render(&BTreeSet::new(), &[]);
         let kernel = match options.path {
@@ -98,8 +100,8 @@ impl Dataplane {
             },
         };
         info!(path = if kernel { "kernel (nftables)" } else { "userspace" }, "forward mode");
-        let relay = UserspaceForwarder::new(Limits::RECOMMENDED);
-        Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty), relay })
+        let relay = UserspaceForwarder::with_stats(Limits::RECOMMENDED, metrics.relay.clone());
+        Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty), relay, metrics })
     }
 
     /// Whether the kernel path is in use.
@@ -115,8 +117,24 @@ impl Dataplane {
         forwards: &[Forward],
         node_addresses: &[IpAddr],
     ) -> Result<(), Error> {
+        let result = self.update(owned, forwards, node_addresses).await;
+        if result.is_err() {
+            self.metrics.forward_errors.inc();
+        }
+        result
+    }
+
+    async fn update(
+        &mut self,
+        owned: &BTreeSet<IpAddr>,
+        forwards: &[Forward],
+        node_addresses: &[IpAddr],
+    ) -> Result<(), Error> {
         let (relayed, in_kernel): (Vec<&Forward>, Vec<&Forward>) =
             forwards.iter().partition(|f| self.nft.is_none() || f.proxy_protocol);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.forwarded_ports.get_or_create(&PathLabels { path: "kernel" }).set(count(in_kernel.len()));
+        self.metrics.forwarded_ports.get_or_create(&PathLabels { path: "userspace" }).set(count(relayed.len()));
         if let Some(nft) = &self.nft {
             let in_kernel: Vec<Forward> = in_kernel.into_iter().cloned().collect();
             let script = render(owned, &in_kernel);

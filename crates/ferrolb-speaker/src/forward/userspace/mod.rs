@@ -149,9 +149,14 @@ impl UserspaceForwarder {
     ///
     /// [`set`]: UserspaceForwarder::set
     pub fn new(limits: Limits) -> Self {
+        UserspaceForwarder::with_stats(limits, Arc::new(Stats::default()))
+    }
+
+    /// Like [`UserspaceForwarder::new`], counting into `stats` (the speaker's metrics read them).
+    pub fn with_stats(limits: Limits, stats: Arc<Stats>) -> Self {
         UserspaceForwarder {
             limits,
-            stats: Arc::new(Stats::default()),
+            stats,
             tcp_connections: Arc::new(Semaphore::new(limits.max_tcp_connections.min(Semaphore::MAX_PERMITS))),
             udp: None,
             routing: None,

@@ -140,6 +140,9 @@ async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
         assert_eq!(through_ip.len(), 2, "{through_ip:?}");
     }
 
+    // A connection established before an endpoint change keeps working after the table is rewritten for it.
+    held_connection_survives_an_endpoint_change(lab, &web[0]).await?;
+
     // Local: only node-3 has the pod, so it owns the IPs, and the kernel path keeps the client's address.
     for (ip, client) in solo.iter().zip(["198.51.100.2", "2001:db8:100::2"]) {
         let body = wait_for(&format!("HTTP through {ip} (Local)"), SOON, || async { Ok(get(lab, ip, 80)) }).await?;
@@ -190,6 +193,40 @@ async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
         }
     }
     Ok(web[0].clone())
+}
+
+/// Opens a TCP connection to `ip:80` and holds it, adds a third web pod (a new endpoint, so the owner writes
+/// its forwarding state again), waits until new connections reach the new pod, and only then sends the
+/// request on the held connection: the answer must still come back.
+async fn held_connection_survives_an_endpoint_change(lab: &Lab, ip: &str) -> anyhow::Result<()> {
+    let flag = std::env::temp_dir().join(format!("ferrolb-held-{}", std::process::id()));
+    let flag = flag.to_str().expect("utf-8 temp dir").to_owned();
+    let script = format!(
+        "import socket, os, time\n\
+         s = socket.create_connection(('{ip}', 80), timeout=60)\n\
+         open('{flag}.up', 'w').close()\n\
+         while not os.path.exists('{flag}.go'): time.sleep(0.05)\n\
+         s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n\
+         print(s.makefile().read())\n"
+    );
+    let held = lab.spawn_exec("client", &["python3", "-c", &script])?;
+    wait_for("the held connection", SOON, || async {
+        Ok(std::path::Path::new(&format!("{flag}.up")).exists().then_some(()))
+    })
+    .await?;
+    lab.lab(&["pod", "add", "web-3", "--node", "node-3", "--labels", "app=web"])?;
+    wait_for("new connections reaching the new pod", SOON, || async {
+        Ok(get(lab, ip, 80).filter(|b| b.starts_with("pod=web-3 ")))
+    })
+    .await?;
+    std::fs::write(format!("{flag}.go"), b"")?;
+    let output = tokio::task::spawn_blocking(move || held.wait_with_output()).await??;
+    let _ = std::fs::remove_file(format!("{flag}.up"));
+    let _ = std::fs::remove_file(format!("{flag}.go"));
+    let reply = String::from_utf8_lossy(&output.stdout);
+    assert!(reply.contains("pod=web-"), "the held connection broke when the endpoints changed: {reply:?}");
+    lab.lab(&["pod", "del", "web-3"])?;
+    Ok(())
 }
 
 /// Kills `ip`'s owner and waits until new connections succeed through another node; returns the new owner.

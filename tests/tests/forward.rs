@@ -265,6 +265,14 @@ fn clean_stop_leaves_nothing(lab: &Lab, node: &str) -> anyhow::Result<()> {
 async fn kernel_path_forwards_only_the_services_ports_and_hands_over() -> anyhow::Result<()> {
     let lab = Lab::start(3, &["--mode", "forward", "--forward-path", "kernel"]).await?;
     let ip = forwarding_works(&lab, true).await?;
+    // Someone else deleting ferrolb's table (a firewall reload) does not stop forwarding for long.
+    let owner = lab.recorded_owner(&ip)?.unwrap_or_default();
+    lab.exec(&owner, &["nft", "delete", "table", "inet", "ferrolb"])?;
+    wait_for("the table written again", SOON, || async {
+        Ok(lab.exec(&owner, &["nft", "list", "table", "inet", "ferrolb"]).ok().filter(|t| t.contains(&ip)).map(drop))
+    })
+    .await?;
+    wait_for("HTTP after the table came back", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;
     let next = dead_owner_forwards_from_the_next_node(&lab, &ip).await?;
     clean_stop_leaves_nothing(&lab, &next)?;
     wait_for("HTTP after the clean stop", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;

@@ -82,6 +82,9 @@ pub enum Error {
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
+/// How often the kernel path checks that its nftables table is still there.
+const TABLE_CHECK: Duration = Duration::from_secs(5);
+
 /// How soon a data-path update that failed is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -462,6 +465,8 @@ pub async fn run(
     let mut resync = tokio::time::interval(Duration::from_secs(60));
     let mut settle_at: Option<Instant> = None;
     let mut reannounce = config.reannounce_every.map(|every| tokio::time::interval_at(Instant::now() + every, every));
+    // Something else may delete ferrolb's table (a firewall reload, `nft flush ruleset`): check it often.
+    let mut table_check = tokio::time::interval(TABLE_CHECK);
     loop {
         let settle = async {
             match settle_at {
@@ -477,13 +482,16 @@ pub async fn run(
                 announcer.reannounce();
                 continue;
             }
-            _ = resync.tick() => {
+            _ = table_check.tick(), if dataplane.as_ref().is_some_and(Dataplane::kernel) => {
                 if let Some(dp) = dataplane.as_mut()
                     && let Err(e) = dp.repair().await
                 {
+                    metrics.forward_errors.inc();
                     warn!(error = %e, "could not repair the forwarding table");
                 }
+                continue;
             }
+            _ = resync.tick() => {}
             _ = shutdown.changed() => break,
         }
         let view: View = view_rx.borrow_and_update().clone();

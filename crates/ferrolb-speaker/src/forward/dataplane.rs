@@ -159,7 +159,7 @@ impl Dataplane {
         }
     }
 
-    /// Re-writes the table if something else removed it (a flushed ruleset); called on the resync.
+    /// Re-writes the table if something else removed it (a flushed ruleset); called every few seconds.
     pub async fn repair(&mut self) -> Result<(), Error> {
         if let (Some(nft), Some(script)) = (&self.nft, &self.applied)
             && !nft.present().await

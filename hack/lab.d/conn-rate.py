@@ -6,11 +6,13 @@ Used by hack/bench/dataplane. Each worker loops: open a TCP connection (1 s time
 HTTP/1.0 GET, read the answer to EOF (the pod's server closes after answering), close. Several processes, so
 the client is not held to one core by the GIL; threads in each, so a connection waiting on the network does
 not idle a core. `conns_per_s` counts completed cycles whose answer was the pod's (`pod=...`); `errors` counts
-cycles that failed (refused, timed out, reset, or a wrong answer).
+cycles that failed, and `error_kinds` says how ("connect" or "answer", then errno name or "timeout"; or
+"bad answer").
 
 usage: conn-rate.py IP PORT [SECONDS] [THREADS] [PROCESSES]     (defaults 5, 8, 2)
 THREADS is the total concurrency, split over PROCESSES.
 """
+import errno
 import json
 import multiprocessing
 import socket
@@ -23,12 +25,15 @@ def worker(ip, port, deadline, counts, index):
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     host = f"[{ip}]" if ":" in ip else ip
     request = f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
-    ok = errors = 0
+    ok = 0
+    errors = {}
     while time.monotonic() < deadline:
+        stage = "connect"
         try:
             with socket.socket(family, socket.SOCK_STREAM) as s:
                 s.settimeout(1.0)
                 s.connect((ip, port))
+                stage = "answer"
                 s.sendall(request)
                 answer = b""
                 while True:
@@ -39,21 +44,26 @@ def worker(ip, port, deadline, counts, index):
             if b"\r\n\r\npod=" in answer:
                 ok += 1
             else:
-                errors += 1
-        except OSError:
-            errors += 1
+                errors["bad answer"] = errors.get("bad answer", 0) + 1
+        except OSError as e:
+            kind = stage + " " + ("timeout" if isinstance(e, socket.timeout) else errno.errorcode.get(e.errno, str(e)))
+            errors[kind] = errors.get(kind, 0) + 1
     counts[index] = (ok, errors)
 
 
 def process(ip, port, start, seconds, threads, queue):
     deadline = start + seconds
-    counts = [(0, 0)] * threads
+    counts = [(0, {})] * threads
     pool = [threading.Thread(target=worker, args=(ip, port, deadline, counts, i)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    queue.put((sum(c[0] for c in counts), sum(c[1] for c in counts)))
+    errors = {}
+    for _, e in counts:
+        for kind, n in e.items():
+            errors[kind] = errors.get(kind, 0) + n
+    queue.put((sum(c[0] for c in counts), errors))
 
 
 def main():
@@ -73,12 +83,16 @@ def main():
         p.join()
     elapsed = time.monotonic() - start
     ok = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
+    errors = {}
+    for _, e in results:
+        for kind, n in e.items():
+            errors[kind] = errors.get(kind, 0) + n
     print(
         json.dumps(
             {
                 "conns": ok,
-                "errors": errors,
+                "errors": sum(errors.values()),
+                "error_kinds": errors,
                 "seconds": round(elapsed, 3),
                 "conns_per_s": round(ok / elapsed, 1),
                 "threads": threads,

@@ -85,6 +85,10 @@ const FIELD_MANAGER: &str = "ferrolb-speaker";
 /// How often the kernel path checks that its nftables table is still there.
 const TABLE_CHECK: Duration = Duration::from_secs(5);
 
+/// How long an old owner keeps forwarding an IP it gave up: the new owner announces three times over 1.1 s,
+/// and clients keep sending to the old owner's MAC until an announcement reaches them.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// How soon a data-path update that failed is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -404,6 +408,8 @@ pub async fn run(
         None => None,
     };
     let mut forwarded: BTreeSet<IpAddr> = BTreeSet::new();
+    // IPs this node gave up but still forwards until clients have followed the new owner's announcement.
+    let mut draining: BTreeMap<IpAddr, Instant> = BTreeMap::new();
     info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
     ready.store(true, Ordering::Relaxed);
 
@@ -547,9 +553,17 @@ pub async fn run(
         }
         let on_interfaces = announcer.set(&wanted);
         if let Some(dp) = dataplane.as_mut() {
-            let forwards = forwarding_plan(&me, &owned, &handled_services, &slice_objects);
-            match dp.set(&owned, &forwards, &own_addresses).await {
-                Ok(()) => forwarded = owned,
+            for ip in forwarded.difference(&owned) {
+                draining.entry(*ip).or_insert(now + DRAIN);
+            }
+            draining.retain(|ip, until| *until > now && !owned.contains(ip));
+            if let Some(next) = draining.values().min() {
+                settle_at = Some(settle_at.map_or(*next, |at| at.min(*next)));
+            }
+            let keep: BTreeSet<IpAddr> = owned.iter().chain(draining.keys()).copied().collect();
+            let forwards = forwarding_plan(&me, &keep, &handled_services, &slice_objects);
+            match dp.set(&keep, &forwards, &own_addresses).await {
+                Ok(()) => forwarded = keep,
                 Err(e) => {
                     warn!(error = %e, "could not update forwarding; retrying");
                     settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
@@ -628,6 +642,11 @@ pub async fn run(
     membership.leave().await;
     announcer.clear();
     if let Some(dp) = dataplane.as_mut() {
+        // Clients still hold this node's MAC until the new owners' announcements reach them: keep forwarding
+        // what arrives meanwhile, then remove everything.
+        if !forwarded.is_empty() {
+            tokio::time::sleep(DRAIN).await;
+        }
         dp.clear().await;
     }
     drop(writes_tx);

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
@@ -47,13 +48,68 @@ pub enum Error {
     /// The userspace path failed for some frontends.
     #[error("userspace path: {0}")]
     Userspace(String),
+    /// The userspace relay's runtime could not start.
+    #[error("cannot start the userspace relay's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The userspace relay on a tokio runtime of its own (one worker thread), so a busy relay never delays the
+/// membership's probes: sharing the speaker's workers, a relay saturated by one fast stream got the owner
+/// declared dead by its peers (`hack/bench/dataplane`). Every call into the relay runs on that runtime,
+/// because its sockets belong to that runtime's reactor.
+struct RelayHost {
+    runtime: Option<tokio::runtime::Runtime>,
+    relay: Arc<tokio::sync::Mutex<UserspaceForwarder>>,
+}
+
+impl RelayHost {
+    fn start(metrics: &Metrics) -> Result<RelayHost, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ferrolb-relay")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let relay = UserspaceForwarder::with_stats(Limits::RECOMMENDED, metrics.relay.clone());
+        Ok(RelayHost { runtime: Some(runtime), relay: Arc::new(tokio::sync::Mutex::new(relay)) })
+    }
+
+    async fn set(&self, wanted: Vec<Relay>) -> Result<(), Error> {
+        let Some(runtime) = &self.runtime else { return Ok(()) };
+        let relay = self.relay.clone();
+        let failed = runtime
+            .spawn(async move { relay.lock().await.set(&wanted).await })
+            .await
+            .map_err(|e| Error::Userspace(format!("the relay's task failed: {e}")))?;
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            let list: Vec<String> = failed.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+            Err(Error::Userspace(list.join("; ")))
+        }
+    }
+
+    async fn clear(&self) {
+        let Some(runtime) = &self.runtime else { return };
+        let relay = self.relay.clone();
+        let _ = runtime.spawn(async move { relay.lock().await.clear().await }).await;
+    }
+}
+
+impl Drop for RelayHost {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside the speaker's own runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The running data path.
 pub struct Dataplane {
     nft: Option<NftTable>,
     applied: Option<String>,
-    relay: UserspaceForwarder,
+    relay: RelayHost,
     metrics: Metrics,
 }
 
@@ -100,7 +156,7 @@ impl Dataplane {
             },
         };
         info!(path = if kernel { "kernel (nftables)" } else { "userspace" }, "forward mode");
-        let relay = UserspaceForwarder::with_stats(Limits::RECOMMENDED, metrics.relay.clone());
+        let relay = RelayHost::start(&metrics)?;
         Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty), relay, metrics })
     }
 
@@ -150,13 +206,7 @@ impl Dataplane {
                 "some ports cannot be relayed: their Service has no NodePort (allocateLoadBalancerNodePorts: false)"
             );
         }
-        let failed = self.relay.set(&wanted).await;
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            let list: Vec<String> = failed.iter().map(|(f, e)| format!("{f}: {e}")).collect();
-            Err(Error::Userspace(list.join("; ")))
-        }
+        self.relay.set(wanted).await
     }
 
     /// Re-writes the table if something else removed it (a flushed ruleset); called every few seconds.

@@ -158,9 +158,14 @@ impl AbsenceTracker {
         notices
     }
 
-    /// When a missing node is next due to be reported, so the caller must call [`Self::observe`] again.
-    pub fn next_change(&self) -> Option<Instant> {
-        self.missing.values().map(|m| m.reported_at.map_or(m.since + GRACE, |at| at + REPEAT)).min()
+    /// When a missing node is next due to be reported after `now`, so the caller must call [`Self::observe`]
+    /// again.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        self.missing
+            .values()
+            .map(|m| m.reported_at.map_or(m.since + GRACE, |at| at + REPEAT))
+            .filter(|t| *t > now)
+            .min()
     }
 }
 

@@ -49,7 +49,8 @@ impl Advertisement {
             || pool_labels.is_some_and(|labels| self.pool_selectors.iter().any(|s| s.matches(labels)))
     }
 
-    fn selects(&self, node: &NodeInfo) -> bool {
+    /// Whether this advertisement lets `node` announce (no node selectors: every node).
+    pub fn selects(&self, node: &NodeInfo) -> bool {
         self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(&node.labels))
     }
 }

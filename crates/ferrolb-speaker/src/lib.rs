@@ -6,13 +6,15 @@
 //! owner from the same inputs with no round-trip, and a node leaving moves only the IPs it owned.
 //! [`desired::place`] applies eligibility (L2Advertisements, exclusion label, NetworkUnavailable, ready
 //! endpoints with [`endpoints`] damping for `externalTrafficPolicy: Local`), [`announcer::Announcer`] answers
-//! ARP/NDP for this node's share, and [`records`] keeps `L2Announcement` objects and Events for operators.
+//! ARP/NDP for this node's share, and [`records`] keeps `L2Announcement` objects and Events for operators;
+//! [`absent`] reports, as Events on the Node, expected nodes whose speaker is not in the membership.
 //! In forward mode, [`forward`] delivers the traffic for this node's share itself (nftables or a userspace
 //! relay) instead of leaving it to kube-proxy.
 //!
 //! Architecture invariant: the speaker never writes Service status (the controller does); decisions are
 //! pure functions of their inputs, kept apart from sockets and the API server.
 
+pub mod absent;
 pub mod announcer;
 mod bpf;
 pub mod desired;

@@ -27,6 +27,7 @@ use ferrolb_api::{
     ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, L2Announcement, handles_service, selector_from_k8s,
 };
 
+use crate::absent::AbsenceTracker;
 use crate::announcer::{Announcer, InterfacePolicy};
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
 use crate::endpoints::{EndpointTracker, Observed};
@@ -212,10 +213,62 @@ fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
     }
 }
 
-/// An Event for a Service.
+/// What an Event is about.
 #[derive(Clone)]
-struct ServiceEvent {
-    service: ServiceRef,
+enum Regarding {
+    Service(ServiceRef),
+    /// A Node (cluster-scoped: its Events live in `default`, as the kubelet's do).
+    Node(String),
+}
+
+impl Regarding {
+    fn name(&self) -> &str {
+        match self {
+            Regarding::Service(s) => &s.name,
+            Regarding::Node(name) => name,
+        }
+    }
+
+    fn event_namespace(&self) -> &str {
+        match self {
+            Regarding::Service(s) => &s.namespace,
+            Regarding::Node(_) => "default",
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match self {
+            Regarding::Service(_) => "Announce",
+            Regarding::Node(_) => "CheckMembership",
+        }
+    }
+
+    fn reference(&self) -> ObjectReference {
+        match self {
+            Regarding::Service(s) => ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("Service".to_owned()),
+                name: Some(s.name.clone()),
+                namespace: Some(s.namespace.clone()),
+                uid: s.uid.clone(),
+                ..Default::default()
+            },
+            // The kubelet's convention, which `kubectl describe node` searches for: the name as the UID.
+            Regarding::Node(name) => ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("Node".to_owned()),
+                name: Some(name.clone()),
+                uid: Some(name.clone()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// An Event for a Service or a Node.
+#[derive(Clone)]
+struct OutEvent {
+    regarding: Regarding,
     warning: bool,
     reason: &'static str,
     note: String,
@@ -272,41 +325,34 @@ impl Writer {
     /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
     /// that keeps the first note, and every takeover note here says something new.
     /// Returns whether the Event was created.
-    async fn publish(&self, event: &ServiceEvent, me: &str) -> bool {
+    async fn publish(&self, event: &OutEvent, me: &str) -> bool {
         let now = jiff::Timestamp::now();
-        let regarding = ObjectReference {
-            api_version: Some("v1".to_owned()),
-            kind: Some("Service".to_owned()),
-            name: Some(event.service.name.clone()),
-            namespace: Some(event.service.namespace.clone()),
-            uid: event.service.uid.clone(),
-            ..Default::default()
-        };
+        let (name, namespace) = (event.regarding.name(), event.regarding.event_namespace());
         let ev = K8sEvent {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", event.service.name, now.as_nanosecond())),
-                namespace: Some(event.service.namespace.clone()),
+                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+                namespace: Some(namespace.to_owned()),
                 ..Default::default()
             },
             event_time: Some(MicroTime(now)),
-            action: Some("Announce".to_owned()),
+            action: Some(event.regarding.action().to_owned()),
             reason: Some(event.reason.to_owned()),
             note: Some(event.note.clone()),
             type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
-            regarding: Some(regarding),
+            regarding: Some(event.regarding.reference()),
             reporting_controller: Some(FIELD_MANAGER.to_owned()),
             reporting_instance: Some(format!("{FIELD_MANAGER}-{me}")),
             ..Default::default()
         };
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &event.service.namespace);
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         match tokio::time::timeout(API_TIMEOUT, api.create(&Default::default(), &ev)).await {
             Ok(Ok(_)) => true,
             Ok(Err(e)) => {
-                warn!(service = %event.service.name, error = %e, "publishing an event failed; will retry");
+                warn!(regarding = %name, error = %e, "publishing an event failed; will retry");
                 false
             }
             Err(_) => {
-                warn!(service = %event.service.name, "publishing an event timed out; will retry");
+                warn!(regarding = %name, "publishing an event timed out; will retry");
                 false
             }
         }
@@ -415,12 +461,12 @@ pub async fn run(
 
     let writer = Arc::new(Writer { client: client.clone() });
     let (writes_tx, mut writes_rx) = watch::channel::<Vec<Write>>(Vec::new());
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<ServiceEvent>();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<OutEvent>();
     let writer_task = {
         let (writer, me) = (writer.clone(), me.clone());
         tokio::spawn(async move {
             // Events that failed (an API outage): retried with backoff so none is lost to a short outage.
-            let mut retries: Vec<(Instant, ServiceEvent, u32)> = Vec::new();
+            let mut retries: Vec<(Instant, OutEvent, u32)> = Vec::new();
             loop {
                 let next_retry = retries.iter().map(|r| r.0).min();
                 let retry_due = async {
@@ -449,7 +495,7 @@ pub async fn run(
                                 continue;
                             }
                             if attempts >= EVENT_ATTEMPTS {
-                                warn!(service = %event.service.name, note = %event.note, "giving up on an event");
+                                warn!(regarding = %event.regarding.name(), note = %event.note, "giving up on an event");
                             } else {
                                 let backoff = Duration::from_secs(1 << attempts.min(6));
                                 retries.push((Instant::now() + backoff, event, attempts + 1));
@@ -464,6 +510,7 @@ pub async fn run(
 
     let mut announcer = Announcer::new(config.interfaces.clone(), metrics.clone());
     let mut tracker = EndpointTracker::default();
+    let mut absence = AbsenceTracker::default();
     let mut last: BTreeMap<IpAddr, Placement> = BTreeMap::new();
     let mut since: BTreeMap<IpAddr, String> = BTreeMap::new();
     // rtnetlink wakes the loop on link and address changes; the resync is only a safety net.
@@ -524,6 +571,23 @@ pub async fn run(
             live: &view.members,
             endpoints: &endpoints,
         };
+        let janitor = view.members.first() == Some(&me);
+        // Every speaker tracks missing speakers, so a new janitor knows what was reported; only the janitor
+        // publishes, so each change gives one Event.
+        let notices = absence.observe(now.into_std(), &node_list, &advertisements, &view);
+        for notice in notices.into_iter().filter(|_| janitor) {
+            let note = notice.note(&me, port);
+            if notice.warning() {
+                warn!(node = %notice.node(), "{note}");
+            } else {
+                info!(node = %notice.node(), "{note}");
+            }
+            let regarding = Regarding::Node(notice.node().to_owned());
+            let _ = events_tx.send(OutEvent { regarding, warning: notice.warning(), reason: notice.reason(), note });
+        }
+        if let Some(at) = absence.next_change(now.into_std()).map(Instant::from_std) {
+            settle_at = Some(settle_at.map_or(at, |s| s.min(at)));
+        }
         // Until the view settles this speaker may believe it is alone: announce nothing rather than everything.
         let placed = if view.settled { place(&me, &ips, &cluster) } else { BTreeMap::new() };
         for (ip, placement) in &placed {
@@ -582,7 +646,6 @@ pub async fn run(
         let record_objects = records.state();
         since.retain(|ip, _| wanted.contains_key(ip));
         let stamp = jiff::Timestamp::now().to_string();
-        let janitor = view.members.first() == Some(&me);
         for ext in &ips {
             let placement = placed.get(&ext.ip);
             let was = last.get(&ext.ip);
@@ -602,8 +665,8 @@ pub async fn run(
                 let note = takeover_note(&me, ext.ip, &interfaces, why.as_ref().map(|(p, w)| (*p, w.as_str())));
                 info!(ip = %ext.ip, "{note}");
                 for service in targets {
-                    let event = ServiceEvent {
-                        service: service.clone(),
+                    let event = OutEvent {
+                        regarding: Regarding::Service(service.clone()),
                         warning: false,
                         reason: "Announcing",
                         note: note.clone(),
@@ -617,7 +680,12 @@ pub async fn run(
                 && let Some((reason, note)) = placement.and_then(|p| not_announced_note(ext.ip, p, &ext.pool))
             {
                 for service in targets {
-                    let event = ServiceEvent { service: service.clone(), warning: true, reason, note: note.clone() };
+                    let event = OutEvent {
+                        regarding: Regarding::Service(service.clone()),
+                        warning: true,
+                        reason,
+                        note: note.clone(),
+                    };
                     let _ = events_tx.send(event);
                 }
             }

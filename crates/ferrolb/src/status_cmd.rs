@@ -1,15 +1,18 @@
 //! `ferrolb status`: one screen that answers "which node holds this IP?" and "why is this Service pending?".
 //!
-//! Reads pools, LoadBalancer Services, L2Announcements and Warning Events, builds a [`Report`], and prints it
-//! with [`render`] (pure, so the layout is unit-tested). Read-only: it never writes to the cluster.
+//! Reads pools, LoadBalancer Services, L2Announcements, Warning Events and the speakers' membership Events on
+//! Nodes, builds a [`Report`], and prints it with [`render`] (pure, so the layout is unit-tested). Read-only:
+//! it never writes to the cluster.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Context;
+use ferrolb_api::k8s::jiff;
 use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event;
 use ferrolb_api::k8s::{ResourceExt, Service};
 use ferrolb_api::{CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service};
+use ferrolb_speaker::absent::{REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED, REPEAT};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -121,15 +124,65 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// What [`report`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Every IPAddressPool.
+    pub pools: &'a [IPAddressPool],
+    /// Every Service.
+    pub services: &'a [Service],
+    /// Every L2Announcement.
+    pub records: &'a [L2Announcement],
+    /// Warning Events (any object).
+    pub warnings: &'a [Event],
+    /// The speakers' membership Events on Nodes (Warning and Normal).
+    pub membership: &'a [Event],
+    /// The loadBalancerClass handled.
+    pub class: &'a str,
+    /// Whether Services without a class are handled.
+    pub unclassed: bool,
+    /// The current time, to tell a current missing speaker from an old report.
+    pub now: jiff::Timestamp,
+}
+
+/// How old a missing-speaker Warning may be and still count: the speakers repeat it every [`REPEAT`] while
+/// the node stays missing, and a stopped repeat means the janitor saw it come back or no one is watching.
+const MISSING_FRESH: std::time::Duration = REPEAT.saturating_add(std::time::Duration::from_secs(300));
+
+/// When an Event happened (the last time, for a series).
+fn event_time(ev: &Event) -> Option<jiff::Timestamp> {
+    ev.series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or_else(|| ev.event_time.as_ref().map(|t| t.0))
+        .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// One problem line per Node whose newest membership Event is a fresh "not in the membership" Warning.
+fn missing_speakers(membership: &[Event], now: jiff::Timestamp) -> Vec<String> {
+    let reasons = [REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED];
+    let mut newest: BTreeMap<&str, (jiff::Timestamp, &Event)> = BTreeMap::new();
+    for ev in membership.iter().filter(|e| e.reason.as_deref().is_some_and(|r| reasons.contains(&r))) {
+        let Some(node) = ev.regarding.as_ref().filter(|r| r.kind.as_deref() == Some("Node")) else { continue };
+        let (Some(node), Some(when)) = (node.name.as_deref(), event_time(ev)) else { continue };
+        if newest.get(node).is_none_or(|(t, _)| *t < when) {
+            newest.insert(node, (when, ev));
+        }
+    }
+    let fresh_after = now.checked_sub(MISSING_FRESH).unwrap_or(now);
+    newest
+        .into_iter()
+        .filter(|(_, (when, ev))| ev.reason.as_deref() == Some(REASON_ABSENT) && *when >= fresh_after)
+        .map(|(node, (when, ev))| {
+            let note = ev.note.as_deref().unwrap_or("speaker not in the membership");
+            format!("{node}: {note} (reported at {} UTC)", when.strftime("%H:%M:%S"))
+        })
+        .collect()
+}
+
 /// Builds the report from the objects read.
-pub fn report(
-    pools: &[IPAddressPool],
-    services: &[Service],
-    records: &[L2Announcement],
-    warnings: &[Event],
-    class: &str,
-    unclassed: bool,
-) -> Report {
+pub fn report(inputs: &Inputs<'_>) -> Report {
+    let Inputs { pools, services, records, warnings, membership, class, unclassed, now } = *inputs;
     let mut problems = Vec::new();
     let pool_rows = pools
         .iter()
@@ -148,7 +201,7 @@ pub fn report(
         .collect();
     let owners: BTreeMap<&str, &str> = records.iter().map(|r| (r.spec.ip.as_str(), r.spec.node.as_str())).collect();
     // The newest Warning per Service.
-    let mut latest: BTreeMap<String, (&Event, String)> = BTreeMap::new();
+    let mut latest: BTreeMap<String, (&Event, Option<jiff::Timestamp>)> = BTreeMap::new();
     for ev in warnings {
         let Some(regarding) = ev.regarding.as_ref().filter(|r| r.kind.as_deref() == Some("Service")) else { continue };
         let key = format!(
@@ -156,13 +209,7 @@ pub fn report(
             regarding.namespace.clone().unwrap_or_default(),
             regarding.name.clone().unwrap_or_default()
         );
-        let when = ev
-            .series
-            .as_ref()
-            .map(|s| s.last_observed_time.0.to_string())
-            .or_else(|| ev.event_time.as_ref().map(|t| t.0.to_string()))
-            .or_else(|| ev.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()))
-            .unwrap_or_default();
+        let when = event_time(ev);
         if latest.get(&key).is_none_or(|(_, w)| *w < when) {
             latest.insert(key, (ev, when));
         }
@@ -198,6 +245,7 @@ pub fn report(
         }
         service_rows.push(ServiceRow { service: key, pending: if ips.is_empty() { warning } else { None }, ips });
     }
+    problems.extend(missing_speakers(membership, now));
     Report { pools: pool_rows, services: service_rows, problems }
 }
 
@@ -212,14 +260,25 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .list(&ListParams::default().fields("type=Warning"))
         .await
         .context("listing Warning Events")?;
-    let report = report(
-        &pools.items,
-        &services.items,
-        &records.items,
-        &warnings.items,
-        &args.load_balancer_class,
-        !args.ignore_unclassed,
-    );
+    // By reason: a field selector cannot say "any of", and listing every Normal Event could be large.
+    let mut membership = Vec::new();
+    for reason in [REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED] {
+        let events = Api::<Event>::all(client.clone())
+            .list(&ListParams::default().fields(&format!("reason={reason}")))
+            .await
+            .with_context(|| format!("listing {reason} Events"))?;
+        membership.extend(events.items);
+    }
+    let report = report(&Inputs {
+        pools: &pools.items,
+        services: &services.items,
+        records: &records.items,
+        warnings: &warnings.items,
+        membership: &membership,
+        class: &args.load_balancer_class,
+        unclassed: !args.ignore_unclassed,
+        now: jiff::Timestamp::now(),
+    });
     print!("{}", render(&report));
     Ok(())
 }
@@ -253,6 +312,66 @@ mod tests {
         assert!(text.contains("             2001:db8::5     <not announced>"), "{text}");
         assert!(text.contains("default/big  <pending>       pool demo is full"), "{text}");
         assert!(text.contains("PROBLEMS\n- default/big is pending: pool demo is full"), "{text}");
+    }
+
+    fn node_event(node: &str, reason: &str, minutes_ago: i64, note: &str) -> Event {
+        use ferrolb_api::k8s::ObjectReference;
+        use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let when = now() - jiff::SignedDuration::from_mins(minutes_ago);
+        Event {
+            reason: Some(reason.into()),
+            note: Some(note.into()),
+            type_: Some(if reason == REASON_ABSENT { "Warning" } else { "Normal" }.into()),
+            event_time: Some(MicroTime(when)),
+            regarding: Some(ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(node.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-03-01T10:30:00Z".parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn lists_nodes_whose_newest_membership_event_is_a_fresh_warning() {
+        let absent = "speaker not in the membership seen by node-1 (2 of 3 expected speakers present): not running, \
+                      UDP 7947 blocked, or another membership key";
+        let membership = [
+            // Missing now: repeated 2 minutes ago.
+            node_event("node-3", REASON_ABSENT, 12, absent),
+            node_event("node-3", REASON_ABSENT, 2, absent),
+            // Came back.
+            node_event("node-2", REASON_ABSENT, 5, absent),
+            node_event("node-2", REASON_JOINED, 4, "speaker in the membership seen by node-1 again after 1m"),
+            // Reported, then excluded.
+            node_event("node-5", REASON_ABSENT, 5, absent),
+            node_event("node-5", REASON_NOT_EXPECTED, 1, "speaker no longer expected in the membership: ..."),
+            // Not repeated for 20 minutes: nobody is watching any more, or it is long gone.
+            node_event("node-4", REASON_ABSENT, 20, absent),
+        ];
+        let report = report(&Inputs {
+            pools: &[],
+            services: &[],
+            records: &[],
+            warnings: &[],
+            membership: &membership,
+            class: "ferrolb.io/l2",
+            unclassed: true,
+            now: now(),
+        });
+        assert_eq!(report.problems, vec![format!("node-3: {absent} (reported at 10:28:00 UTC)")]);
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "PROBLEMS\n- node-3: speaker not in the membership seen by node-1 (2 of 3 expected speakers present): \
+                 not running, UDP 7947 blocked, or another membership key (reported at 10:28:00 UTC)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

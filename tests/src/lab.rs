@@ -181,7 +181,12 @@ impl Lab {
         Ok(())
     }
 
-    /// The lab's kubeconfig.
+    /// The lab's directory (state, logs; `hack/lab --dir`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The lab's admin kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("control-plane/kubeconfig")
     }

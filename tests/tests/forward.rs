@@ -178,16 +178,26 @@ async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
             .filter(|c| c == "200"))
     })
     .await;
-    let through_ip = lab.exec("client", &["curl", "-s", "-m", "2", &url(&web[0], 9999)]);
+    // curl's exit status 7 is "could not connect": refused at once, not a timeout (28) that a missing rule
+    // would also produce.
+    let through_ip = std::process::Command::new(ferrolb_e2e::repo_root().join("hack/lab"))
+        .args(["--dir", &lab.dir().to_string_lossy(), "exec", "client", "--"])
+        .args(["curl", "-s", "-m", "5", &url(&web[0], 9999)])
+        .output()?;
     let _ = listener.kill();
     let _ = listener.wait();
     direct?;
-    assert!(through_ip.is_err(), "a host process was reachable through the external IP: {through_ip:?}");
+    assert_eq!(
+        through_ip.status.code(),
+        Some(7),
+        "a port that is not the Service's must be refused at once: {through_ip:?}"
+    );
 
     // kube-proxy leaves Proxy-mode IPs to ferrolb: its tables on every node never mention them.
     for node in ["node-1", "node-2", "node-3"] {
-        let rules = lab.exec(node, &["nft", "list", "ruleset"])?;
-        let kube_proxy: String = rules.split("table inet ferrolb").next().unwrap_or_default().to_owned();
+        let kube_proxy = lab.exec(node, &["nft", "list", "table", "ip", "kube-proxy"])?
+            + &lab.exec(node, &["nft", "list", "table", "ip6", "kube-proxy"])?;
+        assert!(kube_proxy.contains("nodeport"), "kube-proxy's tables on {node} look empty:\n{kube_proxy}");
         for ip in web.iter().chain(&solo) {
             assert!(!kube_proxy.contains(ip.as_str()), "kube-proxy on {node} handles {ip}");
         }
@@ -265,6 +275,17 @@ fn clean_stop_leaves_nothing(lab: &Lab, node: &str) -> anyhow::Result<()> {
 async fn kernel_path_forwards_only_the_services_ports_and_hands_over() -> anyhow::Result<()> {
     let lab = Lab::start(3, &["--mode", "forward", "--forward-path", "kernel"]).await?;
     let ip = forwarding_works(&lab, true).await?;
+    // loadBalancerSourceRanges: kube-proxy enforces them only for ipMode VIP, so in forward mode ferrolb must.
+    let solo = external_ips(&lab, "solo", 2).await?;
+    let ranges = |r: &str| format!(r#"{{"spec":{{"loadBalancerSourceRanges":{r}}}}}"#);
+    lab.kubectl(&["patch", "svc", "solo", "-p", &ranges(r#"["203.0.113.0/24"]"#)])?;
+    wait_for("the client shut out by the source ranges", SOON, || async {
+        Ok(get(&lab, &solo[0], 80).is_none().then_some(()))
+    })
+    .await?;
+    assert!(get(&lab, &solo[1], 80).is_none(), "no IPv6 range was given, so no IPv6 client may connect");
+    lab.kubectl(&["patch", "svc", "solo", "-p", &ranges(r#"["203.0.113.0/24", "198.51.100.0/24"]"#)])?;
+    wait_for("the client let in again", SOON, || async { Ok(get(&lab, &solo[0], 80)) }).await?;
     // Someone else deleting ferrolb's table (a firewall reload) does not stop forwarding for long.
     let owner = lab.recorded_owner(&ip)?.unwrap_or_default();
     lab.exec(&owner, &["nft", "delete", "table", "inet", "ferrolb"])?;

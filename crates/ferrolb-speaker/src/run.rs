@@ -451,9 +451,16 @@ pub async fn run(
     let mut view_rx = membership.view();
     let mut dataplane = match &config.forward {
         Some(options) => Some(Dataplane::start(options, metrics.clone()).await?),
-        None => None,
+        None => {
+            // A crashed forward-mode speaker leaves its table and rules behind; in kube-proxy mode they
+            // would shadow kube-proxy's rules for the IPs.
+            crate::forward::dataplane::remove_leftovers().await;
+            None
+        }
     };
     let mut forwarded: BTreeSet<IpAddr> = BTreeSet::new();
+    // What this node announced after the previous pass: an IP that leaves it starts draining.
+    let mut owned_before: BTreeSet<IpAddr> = BTreeSet::new();
     // IPs this node gave up but still forwards until clients have followed the new owner's announcement.
     let mut draining: BTreeMap<IpAddr, Instant> = BTreeMap::new();
     info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
@@ -617,7 +624,7 @@ pub async fn run(
         }
         let on_interfaces = announcer.set(&wanted);
         if let Some(dp) = dataplane.as_mut() {
-            for ip in forwarded.difference(&owned) {
+            for ip in owned_before.difference(&owned) {
                 draining.entry(*ip).or_insert(now + DRAIN);
             }
             draining.retain(|ip, until| *until > now && !owned.contains(ip));
@@ -626,14 +633,19 @@ pub async fn run(
             }
             let keep: BTreeSet<IpAddr> = owned.iter().chain(draining.keys()).copied().collect();
             let forwards = forwarding_plan(&me, &keep, &handled_services, &slice_objects);
-            match dp.set(&keep, &forwards, &own_addresses).await {
-                Ok(()) => forwarded = keep,
+            // The data path retries on the next pass either way; what it forwards is what was asked, so a
+            // lasting failure elsewhere never keeps a drained IP alive.
+            let result = dp.set(&keep, &forwards, &own_addresses).await;
+            forwarded = keep;
+            match result {
+                Ok(()) => {}
                 Err(e) => {
                     warn!(error = %e, "could not update forwarding; retrying");
                     settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
                 }
             }
         }
+        owned_before = owned;
         metrics.owned_ips.set(i64::try_from(wanted.len()).unwrap_or(i64::MAX));
 
         let service_refs: BTreeMap<String, ServiceRef> = service_objects

@@ -52,6 +52,8 @@ fn forward(ip: &str, protocol: Protocol, port: u16, local: bool, endpoints: &[&s
         local,
         endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
         proxy_protocol: false,
+        source_ranges: Vec::new(),
+        restricted: false,
     }
 }
 
@@ -61,15 +63,19 @@ async fn tables_are_accepted_replaced_whole_and_removed() {
     let nft = ns.nft();
     assert!(!nft.present().await);
     let owned: BTreeSet<IpAddr> = ["203.0.113.10", "2001:db8:300::10"].iter().map(|s| s.parse().unwrap()).collect();
-    let first = [
+    let mut first = [
         forward("203.0.113.10", Protocol::Tcp, 80, false, &["192.0.2.5:8080", "192.0.2.70:8080"]),
         forward("203.0.113.10", Protocol::Udp, 53, false, &["192.0.2.5:8053"]),
         forward("2001:db8:300::10", Protocol::Tcp, 80, true, &["[2001:db8:200:1::5]:8080"]),
     ];
+    first[0].restricted = true;
+    first[0].source_ranges = vec!["198.51.100.0/24".parse().unwrap(), "192.0.2.0/26".parse().unwrap()];
+    first[2].restricted = true;
     nft.apply(&render(&owned, &first)).await.expect("the first plan is accepted");
     assert!(nft.present().await);
     let listed = ns.ruleset();
     assert!(listed.contains("192.0.2.70:8080"), "{listed}");
+    assert!(listed.contains("ip saddr != { 192.0.2.0/26, 198.51.100.0/24 } drop"), "{listed}");
     assert!(listed.contains("2001:db8:300::10 . tcp . 80 : goto svc2"), "{listed}");
 
     // The empty plan and a changed one replace the table whole: nothing of the first remains.

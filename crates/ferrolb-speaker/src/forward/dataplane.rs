@@ -60,6 +60,8 @@ pub enum Error {
 struct RelayHost {
     runtime: Option<tokio::runtime::Runtime>,
     relay: Arc<tokio::sync::Mutex<UserspaceForwarder>>,
+    /// The last successful call relayed nothing (after the first, which also removes leftovers).
+    idle: bool,
 }
 
 impl RelayHost {
@@ -71,16 +73,24 @@ impl RelayHost {
             .build()
             .map_err(Error::Runtime)?;
         let relay = UserspaceForwarder::with_stats(Limits::RECOMMENDED, metrics.relay.clone());
-        Ok(RelayHost { runtime: Some(runtime), relay: Arc::new(tokio::sync::Mutex::new(relay)) })
+        Ok(RelayHost { runtime: Some(runtime), relay: Arc::new(tokio::sync::Mutex::new(relay)), idle: false })
     }
 
-    async fn set(&self, wanted: Vec<Relay>) -> Result<(), Error> {
+    async fn set(&mut self, wanted: Vec<Relay>) -> Result<(), Error> {
         let Some(runtime) = &self.runtime else { return Ok(()) };
+        // Relaying nothing, again: skip the routing dump that every call makes.
+        if wanted.is_empty() && self.idle {
+            return Ok(());
+        }
+        self.idle = wanted.is_empty();
         let relay = self.relay.clone();
         let failed = runtime
             .spawn(async move { relay.lock().await.set(&wanted).await })
             .await
             .map_err(|e| Error::Userspace(format!("the relay's task failed: {e}")))?;
+        if !failed.is_empty() {
+            self.idle = false;
+        }
         if failed.is_empty() {
             Ok(())
         } else {
@@ -89,8 +99,9 @@ impl RelayHost {
         }
     }
 
-    async fn clear(&self) {
+    async fn clear(&mut self) {
         let Some(runtime) = &self.runtime else { return };
+        self.idle = true;
         let relay = self.relay.clone();
         let _ = runtime.spawn(async move { relay.lock().await.clear().await }).await;
     }
@@ -103,6 +114,16 @@ impl Drop for RelayHost {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Removes what a forward-mode speaker that crashed may have left: the nftables table and the relay's
+/// routing rules. Called at start in kube-proxy mode; failures (no `nft` here, say) are only logged.
+pub async fn remove_leftovers() {
+    if let Err(e) = NftTable::default().remove().await {
+        tracing::debug!(error = %e, "no nftables table to remove");
+    }
+    let mut relay = UserspaceForwarder::new(Limits::RECOMMENDED);
+    relay.clear().await;
 }
 
 /// The running data path.
@@ -198,6 +219,15 @@ impl Dataplane {
                 nft.apply(&script).await?;
                 self.applied = Some(script);
             }
+        }
+        // The relay cannot check source ranges yet: a restricted Service's ports are not relayed at all
+        // (fail closed) rather than opened to everyone.
+        let (refused, relayed): (Vec<&Forward>, Vec<&Forward>) = relayed.into_iter().partition(|f| f.restricted);
+        if !refused.is_empty() {
+            warn!(
+                frontends = ?refused.iter().map(|f| f.frontend.to_string()).collect::<Vec<_>>(),
+                "not relaying ports of Services with loadBalancerSourceRanges: the userspace path cannot enforce them"
+            );
         }
         let wanted = relays(&relayed, node_addresses);
         if wanted.len() < relayed.len() {

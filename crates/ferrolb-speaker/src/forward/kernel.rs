@@ -92,6 +92,15 @@ pub fn render(owned: &BTreeSet<IpAddr>, forwards: &[Forward]) -> String {
         let policy = if f.local { "Local" } else { "Cluster" };
         let _ = writeln!(chains, "\tchain svc{i} {{");
         let _ = writeln!(chains, "\t\tcomment \"{} {fe} ({policy})\"", f.service);
+        if f.restricted {
+            let family = if fe.ip.is_ipv4() { "ip" } else { "ip6" };
+            if f.source_ranges.is_empty() {
+                let _ = writeln!(chains, "\t\tdrop");
+            } else {
+                let ranges: Vec<String> = f.source_ranges.iter().map(ToString::to_string).collect();
+                let _ = writeln!(chains, "\t\t{family} saddr != {{ {} }} drop", ranges.join(", "));
+            }
+        }
         if let [only] = f.endpoints.as_slice() {
             let _ = writeln!(chains, "\t\tmeta l4proto {proto} {}", dnat_target(*only));
         } else {

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use ipnet::IpNet;
+
 use ferrolb_api::PROXY_PROTOCOL;
 use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use ferrolb_api::k8s::{ResourceExt, Service, ServicePort};
@@ -31,6 +33,12 @@ pub struct Forward {
     pub endpoints: Vec<SocketAddr>,
     /// The Service asks for a PROXY protocol v2 header (annotation `ferrolb.io/proxy-protocol: v2`).
     pub proxy_protocol: bool,
+    /// `spec.loadBalancerSourceRanges` of the IP's family: only these clients may connect (empty: anyone).
+    /// kube-proxy enforces them only for `ipMode: VIP`, so in forward mode ferrolb must.
+    pub source_ranges: Vec<IpNet>,
+    /// The Service restricts its clients at all; with `source_ranges` empty, no client of this family may
+    /// connect.
+    pub restricted: bool,
 }
 
 fn protocol_of(name: Option<&str>) -> Option<Protocol> {
@@ -119,6 +127,10 @@ pub fn plan(
         let Some(spec) = svc.spec.as_ref() else { continue };
         let local = spec.external_traffic_policy.as_deref() == Some("Local");
         let proxy_protocol = svc.annotations().get(PROXY_PROTOCOL).is_some_and(|v| v.trim().eq_ignore_ascii_case("v2"));
+        // The API server validates the ranges; one that does not parse is dropped rather than widening access.
+        let ranges: Vec<IpNet> =
+            spec.load_balancer_source_ranges.iter().flatten().filter_map(|r| r.trim().parse().ok()).collect();
+        let restricted = spec.load_balancer_source_ranges.as_ref().is_some_and(|r| !r.is_empty());
         let own_slices = by_service
             .get(&(svc.namespace().unwrap_or_default(), svc.name_any()))
             .map(Vec::as_slice)
@@ -135,6 +147,8 @@ pub fn plan(
                     local,
                     endpoints: endpoints_for(me, ip, port, protocol, local, own_slices),
                     proxy_protocol,
+                    source_ranges: ranges.iter().filter(|r| r.addr().is_ipv4() == ip.is_ipv4()).copied().collect(),
+                    restricted,
                 });
             }
         }

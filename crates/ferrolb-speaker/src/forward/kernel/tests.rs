@@ -9,6 +9,8 @@ fn forward(ip: &str, protocol: Protocol, port: u16, local: bool, endpoints: &[&s
         local,
         endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
         proxy_protocol: false,
+        source_ranges: Vec::new(),
+        restricted: false,
     }
 }
 
@@ -50,4 +52,19 @@ fn a_port_without_endpoints_is_not_dispatched_so_it_is_refused() {
     let script = render(&owned(&["203.0.113.10"]), &[forward("203.0.113.10", Protocol::Tcp, 80, false, &[])]);
     assert!(!script.contains("goto svc0"), "{script}");
     assert!(script.contains("set owned4 {\n\t\ttype ipv4_addr\n\t\telements = { 203.0.113.10 }"), "{script}");
+}
+
+#[test]
+fn source_ranges_drop_other_clients_before_the_dnat() {
+    let mut only_lan = forward("203.0.113.10", Protocol::Tcp, 80, false, &["192.0.2.5:8080"]);
+    only_lan.restricted = true;
+    only_lan.source_ranges = vec!["198.51.100.0/24".parse().unwrap()];
+    let mut nobody = forward("2001:db8:300::10", Protocol::Tcp, 80, false, &["[2001:db8:200:1::5]:8080"]);
+    nobody.restricted = true;
+    let script = render(&owned(&["203.0.113.10", "2001:db8:300::10"]), &[only_lan, nobody]);
+    let svc0 = script.split("chain svc0 {").nth(1).unwrap();
+    let drop_at = svc0.find("ip saddr != { 198.51.100.0/24 } drop").expect("the range check");
+    assert!(drop_at < svc0.find("dnat").unwrap(), "the check comes before the DNAT: {script}");
+    let svc1 = script.split("chain svc1 {").nth(1).unwrap();
+    assert!(svc1.trim_start().lines().nth(1).is_some_and(|l| l.trim() == "drop"), "{script}");
 }

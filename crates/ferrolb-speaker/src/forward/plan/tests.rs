@@ -180,3 +180,19 @@ fn the_proxy_protocol_annotation_marks_every_port_of_its_service() {
     let marked: Vec<bool> = forwards.iter().map(|f| f.proxy_protocol).collect();
     assert_eq!(marked, [true, false]);
 }
+
+#[test]
+fn source_ranges_are_kept_per_family_and_a_restriction_without_this_family_s_ranges_still_restricts() {
+    let mut svc =
+        (*service("web", &["203.0.113.10", "2001:db8:300::10"], &[("http", "TCP", 80, 30080)], false)).clone();
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.load_balancer_source_ranges = Some(vec!["198.51.100.0/24".into(), "192.0.2.0/26".into()]);
+    }
+    let forwards = plan("node-1", &owned(&["203.0.113.10", "2001:db8:300::10"]), &[Arc::new(svc)], &[]);
+    let v4 = forwards.iter().find(|f| f.frontend.ip.is_ipv4()).unwrap();
+    let v6 = forwards.iter().find(|f| f.frontend.ip.is_ipv6()).unwrap();
+    assert!(v4.restricted && v6.restricted);
+    let ranges: Vec<String> = v4.source_ranges.iter().map(ToString::to_string).collect();
+    assert_eq!(ranges, ["198.51.100.0/24", "192.0.2.0/26"]);
+    assert!(v6.source_ranges.is_empty(), "no IPv6 range: no IPv6 client may connect");
+}

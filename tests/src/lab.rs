@@ -181,6 +181,14 @@ impl Lab {
         Ok(())
     }
 
+    /// `ferrolb status` against the lab, as an operator runs it: its output, failing if it fails.
+    pub fn ferrolb_status(&self) -> anyhow::Result<String> {
+        let output =
+            Command::new(ferrolb_binary()?).args(["status", "--kubeconfig"]).arg(self.kubeconfig()).output()?;
+        anyhow::ensure!(output.status.success(), "ferrolb status failed: {}", String::from_utf8_lossy(&output.stderr));
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// The lab's directory (state, logs; `hack/lab --dir`).
     pub fn dir(&self) -> &std::path::Path {
         &self.dir

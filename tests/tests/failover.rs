@@ -215,12 +215,7 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
     assert_eq!(answers, [lab.node_mac(&holder)?], "the answering node is not the recorded owner {holder}");
 
     // `ferrolb status` names the holder.
-    let status = std::process::Command::new(ferrolb_e2e::ferrolb_binary()?)
-        .args(["status", "--kubeconfig"])
-        .arg(lab.kubeconfig())
-        .output()?;
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "ferrolb status failed: {}", String::from_utf8_lossy(&status.stderr));
+    let text = lab.ferrolb_status()?;
     let line = text.lines().find(|l| l.starts_with("default/demo")).unwrap_or_default();
     assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["default/demo", IP, holder.as_str()], "{text}");
     assert!(text.contains("demo") && text.contains("198.51.100.192/27"), "{text}");

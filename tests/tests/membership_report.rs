@@ -20,16 +20,6 @@ metadata: {name: everywhere}
 spec: {}
 "#;
 
-/// `ferrolb status` against the lab: its output, failing if it fails.
-fn status(lab: &Lab) -> anyhow::Result<String> {
-    let output = std::process::Command::new(ferrolb_e2e::ferrolb_binary()?)
-        .args(["status", "--kubeconfig"])
-        .arg(lab.kubeconfig())
-        .output()?;
-    anyhow::ensure!(output.status.success(), "ferrolb status failed: {}", String::from_utf8_lossy(&output.stderr));
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
 /// `reason reportingInstance` of every events.k8s.io Event on Node `node`, one per line.
 fn node_events(lab: &Lab, node: &str) -> anyhow::Result<String> {
     lab.kubectl(&[
@@ -52,12 +42,12 @@ async fn a_stopped_speaker_is_listed_by_status_until_it_rejoins() -> anyhow::Res
         Ok((lab.speaker_metric("node-1", "ferrolb_speaker_membership_size")? == 3.0).then_some(()))
     })
     .await?;
-    let text = status(&lab)?;
+    let text = lab.ferrolb_status()?;
     assert!(text.contains("No problems found."), "{text}");
 
     lab.lab(&["stop-speaker", "node-3"])?;
     let line = wait_for("ferrolb status listing node-3 as missing", REPORTED, || async {
-        Ok(status(&lab)?.lines().find(|l| l.starts_with("- node-3: ")).map(str::to_owned))
+        Ok(lab.ferrolb_status()?.lines().find(|l| l.starts_with("- node-3: ")).map(str::to_owned))
     })
     .await?;
     // node-1 is the janitor (first live member by name).
@@ -77,7 +67,7 @@ async fn a_stopped_speaker_is_listed_by_status_until_it_rejoins() -> anyhow::Res
 
     lab.lab(&["start-speaker", "node-3"])?;
     let text = wait_for("ferrolb status without node-3", SOON, || async {
-        let text = status(&lab)?;
+        let text = lab.ferrolb_status()?;
         Ok((!text.contains("- node-3: ")).then_some(text))
     })
     .await?;

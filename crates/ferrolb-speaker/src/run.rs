@@ -83,6 +83,11 @@ pub enum Error {
 
 const FIELD_MANAGER: &str = "ferrolb-speaker";
 
+/// Makes the loop wake no later than `at` (keeping an earlier wake-up).
+fn wake_by(deadline: &mut Option<Instant>, at: Instant) {
+    *deadline = Some(deadline.map_or(at, |d| d.min(at)));
+}
+
 /// How often the kernel path checks that its nftables table is still there.
 const TABLE_CHECK: Duration = Duration::from_secs(5);
 
@@ -593,7 +598,7 @@ pub async fn run(
             let _ = events_tx.send(OutEvent { regarding, warning: notice.warning(), reason: notice.reason(), note });
         }
         if let Some(at) = absence.next_change(now.into_std()).map(Instant::from_std) {
-            settle_at = Some(settle_at.map_or(at, |s| s.min(at)));
+            wake_by(&mut settle_at, at);
         }
         // Until the view settles this speaker may believe it is alone: announce nothing rather than everything.
         let placed = if view.settled { place(&me, &ips, &cluster) } else { BTreeMap::new() };
@@ -619,7 +624,7 @@ pub async fn run(
             let forwards = forwarding_plan(&me, &during, &handled_services, &slice_objects);
             if let Err(e) = dp.set(&during, &forwards, &own_addresses).await {
                 warn!(error = %e, "could not update forwarding; retrying");
-                settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
+                wake_by(&mut settle_at, now + RETRY);
             }
         }
         let on_interfaces = announcer.set(&wanted);
@@ -629,7 +634,7 @@ pub async fn run(
             }
             draining.retain(|ip, until| *until > now && !owned.contains(ip));
             if let Some(next) = draining.values().min() {
-                settle_at = Some(settle_at.map_or(*next, |at| at.min(*next)));
+                wake_by(&mut settle_at, *next);
             }
             let keep: BTreeSet<IpAddr> = owned.iter().chain(draining.keys()).copied().collect();
             let forwards = forwarding_plan(&me, &keep, &handled_services, &slice_objects);
@@ -641,7 +646,7 @@ pub async fn run(
                 Ok(()) => {}
                 Err(e) => {
                     warn!(error = %e, "could not update forwarding; retrying");
-                    settle_at = Some(settle_at.map_or(now + RETRY, |at| at.min(now + RETRY)));
+                    wake_by(&mut settle_at, now + RETRY);
                 }
             }
         }

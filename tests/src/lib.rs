@@ -13,6 +13,18 @@ pub use controller::{ControllerProcess, ferrolb_binary};
 pub use lab::Lab;
 pub use wait::wait_for;
 
+/// The lab tests' usual start: the demo pool (198.51.100.192/27) and an L2Advertisement for every node.
+pub const DEMO_POOL_ON_EVERY_NODE: &str = r#"apiVersion: ferrolb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: demo}
+spec: {addresses: [198.51.100.192/27]}
+---
+apiVersion: ferrolb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: everywhere}
+spec: {}
+"#;
+
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

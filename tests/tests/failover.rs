@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrolb_e2e::{Lab, repo_root, wait_for};
+use ferrolb_e2e::{DEMO_POOL_ON_EVERY_NODE, Lab, repo_root, wait_for};
 
 const SOON: Duration = Duration::from_secs(30);
 
@@ -222,17 +222,8 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
     Ok(())
 }
 
-const LOCAL: &str = r#"apiVersion: ferrolb.io/v1alpha1
-kind: IPAddressPool
-metadata: {name: demo}
-spec: {addresses: [198.51.100.192/27]}
----
-apiVersion: ferrolb.io/v1alpha1
-kind: L2Advertisement
-metadata: {name: everywhere}
-spec: {}
----
-apiVersion: v1
+/// A Service with `externalTrafficPolicy: Local` for app=local (after [`DEMO_POOL_ON_EVERY_NODE`]).
+const LOCAL: &str = r#"apiVersion: v1
 kind: Service
 metadata: {name: demo, namespace: default}
 spec:
@@ -247,6 +238,7 @@ async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyh
     // Speakers re-announce every second here, which this test also checks.
     let lab = Lab::start_with_env(3, &[], &[("FERROLB_REANNOUNCE_INTERVAL", "1")]).await?;
     lab.lab(&["pod", "add", "local-1", "--node", "node-2", "--labels", "app=local"])?;
+    lab.apply_yaml(DEMO_POOL_ON_EVERY_NODE)?;
     lab.apply_yaml(LOCAL)?;
     let owner_is = |node: &'static str| {
         let lab = &lab;

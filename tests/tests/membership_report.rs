@@ -3,22 +3,11 @@
 
 use std::time::Duration;
 
-use ferrolb_e2e::{Lab, wait_for};
+use ferrolb_e2e::{DEMO_POOL_ON_EVERY_NODE, Lab, wait_for};
 
 /// The grace before a missing speaker is reported is 10 s; the rest is slack for a loaded host.
 const REPORTED: Duration = Duration::from_secs(60);
 const SOON: Duration = Duration::from_secs(30);
-
-const SETUP: &str = r#"apiVersion: ferrolb.io/v1alpha1
-kind: IPAddressPool
-metadata: {name: demo}
-spec: {addresses: [198.51.100.192/27]}
----
-apiVersion: ferrolb.io/v1alpha1
-kind: L2Advertisement
-metadata: {name: everywhere}
-spec: {}
-"#;
 
 /// `reason reportingInstance` of every events.k8s.io Event on Node `node`, one per line.
 fn node_events(lab: &Lab, node: &str) -> anyhow::Result<String> {
@@ -37,7 +26,7 @@ fn node_events(lab: &Lab, node: &str) -> anyhow::Result<String> {
 #[tokio::test]
 async fn a_stopped_speaker_is_listed_by_status_until_it_rejoins() -> anyhow::Result<()> {
     let lab = Lab::start(3, &[]).await?;
-    lab.apply_yaml(SETUP)?;
+    lab.apply_yaml(DEMO_POOL_ON_EVERY_NODE)?;
     wait_for("all three speakers in the membership", SOON, || async {
         Ok((lab.speaker_metric("node-1", "ferrolb_speaker_membership_size")? == 3.0).then_some(()))
     })

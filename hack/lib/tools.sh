@@ -151,3 +151,39 @@ ensure_helm() {
 	rm -rf "$work"
 	log "helm cached at $helm"
 }
+
+# --- MetalLB, for side-by-side benchmarks only (hack/lab up --lb metallb) ---
+# MetalLB's go.mod has no replace directives, so `go install module/cmd@version` builds its controller and
+# speaker as released. Its CRDs (config/crd/bases, without the conversion webhook patches) come from the same
+# module download. ferrolb never links or ships any of it.
+FERROLB_METALLB_VERSION="${FERROLB_METALLB_VERSION:-v0.15.2}"
+
+# metallb_dir prints the cache directory holding bin/{controller,speaker} and crds/.
+metallb_dir() {
+	echo "$FERROLB_CACHE/metallb-$FERROLB_METALLB_VERSION"
+}
+
+# ensure_metallb builds the pinned MetalLB once from the Go module proxy; a no-op when it is cached.
+ensure_metallb() {
+	local dir; dir="$(metallb_dir)"
+	[[ -x "$dir/bin/speaker" && -x "$dir/bin/controller" && -d "$dir/crds" ]] && return 0
+	command -v go >/dev/null || die "go is needed to build MetalLB $FERROLB_METALLB_VERSION"
+	local work; work="$(mktemp -d)"
+	local mod="go.universe.tf/metallb"
+	local src
+	src="$(cd "$work" && go mod download -json "$mod@$FERROLB_METALLB_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+	[[ -d "$src/config/crd/bases" ]] || die "could not download $mod@$FERROLB_METALLB_VERSION"
+	log "building MetalLB $FERROLB_METALLB_VERSION (first run only; a few minutes)"
+	(cd "$work" && CGO_ENABLED=0 GOBIN="$work/out" go install -trimpath -ldflags '-s -w' \
+		"$mod/controller@$FERROLB_METALLB_VERSION" "$mod/speaker@$FERROLB_METALLB_VERSION") ||
+		die "building MetalLB failed"
+	# Stage, then move into place, so an interrupted build never leaves a half-filled cache.
+	mkdir -p "$work/stage/bin" "$work/stage/crds"
+	mv "$work/out/controller" "$work/out/speaker" "$work/stage/bin/"
+	cp "$src"/config/crd/bases/*.yaml "$work/stage/crds/"
+	chmod -R u+w "$work/stage"
+	mkdir -p "$(dirname "$dir")"
+	rm -rf "$dir" && mv "$work/stage" "$dir"
+	chmod -R u+w "$work" && rm -rf "$work"
+	log "MetalLB cached in $dir"
+}

@@ -25,9 +25,11 @@ pub mod membership;
 pub mod metrics;
 mod multicast;
 mod netlink;
+mod observe;
 pub mod records;
 mod responder;
 mod run;
+mod writer;
 
 pub use metrics::Metrics;
 

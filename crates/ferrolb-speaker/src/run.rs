@@ -12,30 +12,29 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::EndpointSlice;
-use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event as K8sEvent;
-use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
-use ferrolb_api::k8s::{Node, ObjectReference, ResourceExt, Service, jiff};
-use ferrolb_api::{
-    ALLOCATED_FROM_POOL, IPAddressPool, L2Advertisement, L2Announcement, handles_service, selector_from_k8s,
-};
+use ferrolb_api::k8s::{Node, ResourceExt, Service, jiff};
+use ferrolb_api::{IPAddressPool, L2Advertisement, L2Announcement};
 
 use crate::absent::AbsenceTracker;
 use crate::announcer::{Announcer, InterfacePolicy};
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
-use crate::endpoints::{EndpointTracker, Observed};
+use crate::endpoints::EndpointTracker;
 use crate::forward::dataplane::{Dataplane, ForwardOptions};
 use crate::forward::plan::plan as forwarding_plan;
 use crate::membership::{Membership, MembershipKey, MembershipSettings, View};
 use crate::metrics::Metrics;
+use crate::observe::{
+    advertisement, external_ips, handled, internal_addresses, node_address, node_info, observed_endpoints, service_key,
+    watch_into,
+};
 use crate::records::{RecordInputs, ServiceRef, Write, reconcile, takeover_note};
+use crate::writer::{OutEvent, Regarding, Writer};
 
 /// How this speaker joins the membership.
 #[derive(Debug, Clone)]
@@ -81,8 +80,6 @@ pub enum Error {
     Forward(#[from] crate::forward::dataplane::Error),
 }
 
-const FIELD_MANAGER: &str = "ferrolb-speaker";
-
 /// Makes the loop wake no later than `at` (keeping an earlier wake-up).
 fn wake_by(deadline: &mut Option<Instant>, at: Instant) {
     *deadline = Some(deadline.map_or(at, |d| d.min(at)));
@@ -98,271 +95,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// How soon a data-path update that failed is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// How long one API write may take before it is given up (and retried or redone by a later pass).
-const API_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How many times an Event is tried before it is dropped (with backoff, that covers about ten minutes).
 const EVENT_ATTEMPTS: u32 = 12;
-
-fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl futures::Stream<Item = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()),
-    )
-    .map(move |event| {
-        if let Err(e) = event {
-            warn!(error = %e, "watch error; retrying with backoff");
-        }
-        notify.notify_one();
-    });
-    (store, stream)
-}
-
-fn service_key(svc: &Service) -> String {
-    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
-}
-
-fn handled<'a>(services: &'a [Arc<Service>], config: &'a SpeakerConfig) -> impl Iterator<Item = &'a Arc<Service>> {
-    services.iter().filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed))
-}
-
-fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) -> Vec<ExternalIp> {
-    let mut by_ip: BTreeMap<IpAddr, ExternalIp> = BTreeMap::new();
-    for svc in handled(services, config) {
-        let pools: Vec<String> = svc
-            .annotations()
-            .get(ALLOCATED_FROM_POOL)
-            .map(|p| p.split(',').map(|s| s.trim().to_owned()).collect())
-            .unwrap_or_default();
-        let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
-        for (i, entry) in ingress.into_iter().flatten().enumerate() {
-            let Some(ip) = entry.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) else { continue };
-            let pool = pools.get(i).or(pools.first()).cloned().unwrap_or_default();
-            by_ip
-                .entry(ip)
-                .or_insert_with(|| ExternalIp { ip, pool, services: BTreeSet::new() })
-                .services
-                .insert(service_key(svc));
-        }
-    }
-    by_ip.into_values().collect()
-}
-
-fn observed_endpoints(
-    services: &[Arc<Service>],
-    slices: &[Arc<EndpointSlice>],
-    config: &SpeakerConfig,
-) -> BTreeMap<String, Observed> {
-    let mut observed: BTreeMap<String, Observed> = handled(services, config)
-        .map(|svc| {
-            let local = svc.spec.as_ref().and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local");
-            (service_key(svc), Observed { local, ..Default::default() })
-        })
-        .collect();
-    for slice in slices {
-        let Some(name) = slice.labels().get("kubernetes.io/service-name") else { continue };
-        let key = format!("{}/{}", slice.namespace().unwrap_or_default(), name);
-        let Some(entry) = observed.get_mut(&key) else { continue };
-        // An endpoint whose readiness is unknown counts as ready, as the EndpointSlice API specifies.
-        for ep in
-            slice.endpoints.iter().flatten().filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        {
-            entry.any_ready = true;
-            if let Some(node) = &ep.node_name {
-                entry.ready_nodes.insert(node.clone());
-            }
-        }
-    }
-    observed
-}
-
-fn node_info(node: &Node) -> NodeInfo {
-    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let is_true = |kind: &str| conditions.into_iter().flatten().any(|c| c.type_ == kind && c.status == "True");
-    NodeInfo {
-        name: node.name_any(),
-        labels: node.labels().clone().into_iter().collect(),
-        network_unavailable: is_true("NetworkUnavailable"),
-    }
-}
-
-/// A node's first InternalIP: where its speaker listens for membership datagrams.
-/// Every InternalIP of `node` (both families on a dual-stack node).
-fn internal_addresses(node: &Node) -> Vec<IpAddr> {
-    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
-    addresses.into_iter().flatten().filter(|a| a.type_ == "InternalIP").filter_map(|a| a.address.parse().ok()).collect()
-}
-
-fn node_address(node: &Node) -> Option<IpAddr> {
-    internal_addresses(node).into_iter().next()
-}
-
-fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
-    let convert =
-        |list: &[ferrolb_api::k8s::LabelSelector]| list.iter().map(selector_from_k8s).collect::<Result<Vec<_>, _>>();
-    match (convert(&ad.spec.ip_address_pool_selectors), convert(&ad.spec.node_selectors)) {
-        (Ok(pool_selectors), Ok(node_selectors)) => Some(Advertisement {
-            pools: ad.spec.ip_address_pools.iter().cloned().collect(),
-            pool_selectors,
-            node_selectors,
-            interfaces: ad.spec.interfaces.clone(),
-        }),
-        (Err(e), _) | (_, Err(e)) => {
-            warn!(l2advertisement = %ad.name_any(), error = %e, "ignoring an L2Advertisement with an invalid selector");
-            None
-        }
-    }
-}
-
-/// What an Event is about.
-#[derive(Clone)]
-enum Regarding {
-    Service(ServiceRef),
-    /// A Node (cluster-scoped: its Events live in `default`, as the kubelet's do).
-    Node(String),
-}
-
-impl Regarding {
-    fn name(&self) -> &str {
-        match self {
-            Regarding::Service(s) => &s.name,
-            Regarding::Node(name) => name,
-        }
-    }
-
-    fn event_namespace(&self) -> &str {
-        match self {
-            Regarding::Service(s) => &s.namespace,
-            Regarding::Node(_) => "default",
-        }
-    }
-
-    fn action(&self) -> &'static str {
-        match self {
-            Regarding::Service(_) => "Announce",
-            Regarding::Node(_) => "CheckMembership",
-        }
-    }
-
-    fn reference(&self) -> ObjectReference {
-        match self {
-            Regarding::Service(s) => ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Service".to_owned()),
-                name: Some(s.name.clone()),
-                namespace: Some(s.namespace.clone()),
-                uid: s.uid.clone(),
-                ..Default::default()
-            },
-            // The kubelet's convention, which `kubectl describe node` searches for: the name as the UID.
-            Regarding::Node(name) => ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Node".to_owned()),
-                name: Some(name.clone()),
-                uid: Some(name.clone()),
-                ..Default::default()
-            },
-        }
-    }
-}
-
-/// An Event for a Service or a Node.
-#[derive(Clone)]
-struct OutEvent {
-    regarding: Regarding,
-    warning: bool,
-    reason: &'static str,
-    note: String,
-}
-
-/// Performs the API writes off the placement loop, so a slow API server never delays an announcement.
-struct Writer {
-    client: kube::Client,
-}
-
-impl Writer {
-    async fn write(&self, write: Write, me: &str) {
-        match write {
-            Write::Apply { owner, name, spec } => {
-                let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &owner.namespace);
-                let mut obj = L2Announcement::new(&name, spec);
-                obj.metadata.namespace = Some(owner.namespace.clone());
-                obj.metadata.labels = Some([("ferrolb.io/node".to_owned(), me.to_owned())].into());
-                obj.metadata.owner_references = owner.uid.clone().map(|uid| {
-                    vec![OwnerReference {
-                        api_version: "v1".into(),
-                        kind: "Service".into(),
-                        name: owner.name.clone(),
-                        uid,
-                        ..Default::default()
-                    }]
-                });
-                let params = PatchParams::apply(FIELD_MANAGER).force();
-                match tokio::time::timeout(API_TIMEOUT, api.patch(&name, &params, &Patch::Apply(&obj))).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        warn!(namespace = %owner.namespace, %name, error = %e, "writing an L2Announcement failed")
-                    }
-                    Err(_) => warn!(namespace = %owner.namespace, %name, "writing an L2Announcement timed out"),
-                }
-            }
-            Write::Delete { namespace, name, resource_version } => {
-                let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &namespace);
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { resource_version, uid: None }),
-                    ..Default::default()
-                };
-                match tokio::time::timeout(API_TIMEOUT, api.delete(&name, &params)).await {
-                    Ok(Ok(_)) => debug!(%namespace, %name, "removed an L2Announcement"),
-                    // Gone already, or rewritten by a new owner since it was read: both are fine.
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
-                    Ok(Err(e)) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
-                    Err(_) => warn!(%namespace, %name, "removing an L2Announcement timed out"),
-                }
-            }
-        }
-    }
-
-    /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
-    /// that keeps the first note, and every takeover note here says something new.
-    /// Returns whether the Event was created.
-    async fn publish(&self, event: &OutEvent, me: &str) -> bool {
-        let now = jiff::Timestamp::now();
-        let (name, namespace) = (event.regarding.name(), event.regarding.event_namespace());
-        let ev = K8sEvent {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(namespace.to_owned()),
-                ..Default::default()
-            },
-            event_time: Some(MicroTime(now)),
-            action: Some(event.regarding.action().to_owned()),
-            reason: Some(event.reason.to_owned()),
-            note: Some(event.note.clone()),
-            type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
-            regarding: Some(event.regarding.reference()),
-            reporting_controller: Some(FIELD_MANAGER.to_owned()),
-            reporting_instance: Some(format!("{FIELD_MANAGER}-{me}")),
-            ..Default::default()
-        };
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
-        match tokio::time::timeout(API_TIMEOUT, api.create(&Default::default(), &ev)).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => {
-                warn!(regarding = %name, error = %e, "publishing an event failed; will retry");
-                false
-            }
-            Err(_) => {
-                warn!(regarding = %name, "publishing an event timed out; will retry");
-                false
-            }
-        }
-    }
-}
 
 /// Why `previous` no longer holds an IP this node just took.
 fn why_moved(previous: &str, me: &str, ext: &ExternalIp, cluster: &Cluster<'_>) -> String {

@@ -76,16 +76,18 @@ impl RelayHost {
         Ok(RelayHost { runtime: Some(runtime), relay: Arc::new(tokio::sync::Mutex::new(relay)), idle: false })
     }
 
-    async fn set(&mut self, wanted: Vec<Relay>) -> Result<(), Error> {
+    /// Relays `wanted` and refuses every other port of its VIPs and of the VIPs in `refused`.
+    async fn set(&mut self, wanted: Vec<Relay>, refused: BTreeSet<IpAddr>) -> Result<(), Error> {
         let Some(runtime) = &self.runtime else { return Ok(()) };
-        // Relaying nothing, again: skip the routing dump that every call makes.
-        if wanted.is_empty() && self.idle {
+        // Relaying and refusing nothing, again: skip the routing dump that every call makes.
+        let nothing = wanted.is_empty() && refused.is_empty();
+        if nothing && self.idle {
             return Ok(());
         }
-        self.idle = wanted.is_empty();
+        self.idle = nothing;
         let relay = self.relay.clone();
         let failed = runtime
-            .spawn(async move { relay.lock().await.set(&wanted).await })
+            .spawn(async move { relay.lock().await.set_refusing(&wanted, &refused).await })
             .await
             .map_err(|e| Error::Userspace(format!("the relay's task failed: {e}")))?;
         if !failed.is_empty() {
@@ -229,6 +231,11 @@ impl Dataplane {
                 "not relaying ports of Services with loadBalancerSourceRanges: the userspace path cannot enforce them"
             );
         }
+        // Without the kernel path nothing else refuses an owned IP's other ports: refuse every owned IP, also
+        // one whose ports are all refused above or cannot be relayed. With it, the nftables table refuses
+        // them, and only the IPs of refused PROXY-protocol ports need a rule.
+        let refused_ips: BTreeSet<IpAddr> =
+            if self.nft.is_none() { owned.clone() } else { refused.iter().map(|f| f.frontend.ip).collect() };
         let wanted = relays(&relayed, node_addresses);
         if wanted.len() < relayed.len() {
             warn!(
@@ -236,7 +243,7 @@ impl Dataplane {
                 "some ports cannot be relayed: their Service has no NodePort (allocateLoadBalancerNodePorts: false)"
             );
         }
-        self.relay.set(wanted).await
+        self.relay.set(wanted, refused_ips).await
     }
 
     /// Re-writes the table if something else removed it (a flushed ruleset); called every few seconds.

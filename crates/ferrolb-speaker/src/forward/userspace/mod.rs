@@ -22,7 +22,7 @@ mod udp;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,6 +181,12 @@ impl UserspaceForwarder {
     /// is refused on its other ports, even if its frontends fail. Returns the frontends that are not
     /// relayed, with why. Idempotent; the first call also removes rules a previous run left behind.
     pub async fn set(&mut self, wanted: &[Relay]) -> Vec<(Frontend, Error)> {
+        self.set_refusing(wanted, &BTreeSet::new()).await
+    }
+
+    /// [`set`](Self::set), and also refuses every port of each VIP in `refused`: VIPs this node owns but
+    /// relays nothing of (fail closed rather than routed on).
+    pub async fn set_refusing(&mut self, wanted: &[Relay], refused: &BTreeSet<IpAddr>) -> Vec<(Frontend, Error)> {
         let mut failed = Vec::new();
         let mut targets = BTreeMap::new();
         for relay in wanted {
@@ -208,7 +214,8 @@ impl UserspaceForwarder {
             }
         }
         let relayed: Vec<Frontend> = self.running.keys().filter(|f| targets.contains_key(f)).copied().collect();
-        let desired = rules::desired(relayed, targets.keys().map(|frontend| frontend.ip));
+        let desired =
+            rules::desired(relayed, targets.keys().map(|frontend| frontend.ip).chain(refused.iter().copied()));
         broken.extend(self.sync_routing(&desired).await);
         // A frontend without its rule gets no traffic: close it, and the next `set` tries again.
         for (frontend, _) in &broken {

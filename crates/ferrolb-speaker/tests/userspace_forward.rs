@@ -560,6 +560,24 @@ fn connections_over_the_limit_are_closed_and_counted() {
 }
 
 #[test]
+fn a_client_that_vanishes_frees_its_connection_slot() {
+    let limits = Limits { tcp_keepalive: Duration::from_secs(1), ..Limits::RECOMMENDED };
+    let lab = Lab::new(limits);
+    lab.tcp_echo(addr(NODE_V4, 30080), b"");
+    lab.set(vec![relay(Protocol::Tcp, VIP_V4, 80, addr(NODE_V4, 30080))]);
+    let mut held = lab.connect(addr(VIP_V4, 80)).expect("connect");
+    echo(&mut held, b"held", b"");
+    assert_eq!(lab.stats().tcp_active, 1);
+    // The client goes away without a word (its link goes down), leaving an idle connection behind.
+    lab.client.ip(&["link", "set", "veth0", "down"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab.stats().tcp_active != 0 {
+        assert!(Instant::now() < deadline, "the relay still holds the vanished client's connection after 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn frontends_that_cannot_listen_are_reported() {
     let lab = Lab::new(Limits::RECOMMENDED);
     // The node itself already uses the port on the VIP's address (through a transparent bind of its own).

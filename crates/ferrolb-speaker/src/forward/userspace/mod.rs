@@ -58,6 +58,10 @@ pub struct Limits {
     pub udp_idle: Duration,
     /// How long dialling the backend may take before the client's connection is reset.
     pub tcp_connect_timeout: Duration,
+    /// A relayed TCP connection silent this long is probed with keepalives (four, a quarter of this apart,
+    /// at least a second); if either side never answers, the connection is closed, so a client that
+    /// vanished does not hold its slot.
+    pub tcp_keepalive: Duration,
 }
 
 impl Limits {
@@ -67,6 +71,7 @@ impl Limits {
         max_udp_flows: 10_000,
         udp_idle: Duration::from_secs(60),
         tcp_connect_timeout: Duration::from_secs(5),
+        tcp_keepalive: Duration::from_secs(60),
     };
 }
 
@@ -248,6 +253,7 @@ impl UserspaceForwarder {
                 let shared = tcp::Shared {
                     connections: self.tcp_connections.clone(),
                     connect_timeout: self.limits.tcp_connect_timeout,
+                    keepalive: self.limits.tcp_keepalive,
                     stats: self.stats.clone(),
                 };
                 tokio::spawn(tcp::serve(listener, receiver, shared, cancel.clone()))

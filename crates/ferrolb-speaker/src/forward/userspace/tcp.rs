@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -26,6 +27,8 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// How long dialling the backend may take.
     pub connect_timeout: Duration,
+    /// Keepalive idle time (see [`super::Limits::tcp_keepalive`]).
+    pub keepalive: Duration,
     /// Counters.
     pub stats: Arc<Stats>,
 }
@@ -83,7 +86,7 @@ async fn connection(client: TcpStream, peer: SocketAddr, target: Target, shared:
             return;
         }
     };
-    if let Err(e) = start(&client, peer, &mut backend, target).await {
+    if let Err(e) = start(&client, peer, &mut backend, target, shared.keepalive).await {
         debug!(%peer, error = %e, "preparing the relay failed");
         shared.stats.relay_error();
         reset(client);
@@ -95,10 +98,25 @@ async fn connection(client: TcpStream, peer: SocketAddr, target: Target, shared:
     }
 }
 
+/// Keepalive probes sent before a silent peer counts as gone.
+const KEEPALIVE_PROBES: u32 = 4;
+
 /// Socket options, and the PROXY header when wanted.
-async fn start(client: &TcpStream, peer: SocketAddr, backend: &mut TcpStream, target: Target) -> std::io::Result<()> {
-    client.set_nodelay(true)?;
-    backend.set_nodelay(true)?;
+async fn start(
+    client: &TcpStream,
+    peer: SocketAddr,
+    backend: &mut TcpStream,
+    target: Target,
+    keepalive: Duration,
+) -> std::io::Result<()> {
+    let probes = TcpKeepalive::new()
+        .with_time(keepalive)
+        .with_interval((keepalive / KEEPALIVE_PROBES).max(Duration::from_secs(1)))
+        .with_retries(KEEPALIVE_PROBES);
+    for socket in [client, &*backend] {
+        socket.set_nodelay(true)?;
+        SockRef::from(socket).set_tcp_keepalive(&probes)?;
+    }
     if target.proxy_protocol {
         // The accepted socket's local address is the VIP and port the client connected to.
         let header = proxy_protocol::header(Protocol::Tcp, peer, client.local_addr()?);

@@ -374,15 +374,7 @@ fn other_ports_of_the_vip_are_refused_and_the_kernel_answers_no_arp_for_it() {
     assert!(lab.connect(addr(VIP_V4, 80)).is_ok(), "the relayed port works");
     assert!(lab.connect(addr(NODE_V4, 8080)).is_ok(), "control: the wildcard listener works on the node's address");
     for vip in [VIP_V4, VIP_V6] {
-        // Neither delivered to the host listener nor forwarded (which would loop until it timed out): the
-        // node refuses at once with an ICMP error.
-        match lab.client.run(|| TcpStream::connect_timeout(&addr(vip, 8080), Duration::from_secs(2))) {
-            Ok(_) => panic!("{vip}:8080 reached a host listener"),
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::HostUnreachable | ErrorKind::PermissionDenied),
-                "{vip}:8080 was not refused by the node: {e}"
-            ),
-        }
+        assert_refused(&lab, addr(vip, 8080));
     }
 }
 
@@ -394,16 +386,22 @@ fn an_owned_vip_with_nothing_relayed_is_refused_on_every_port() {
     lab.set_refusing(vec![], &[VIP_V4, VIP_V6]);
     assert!(lab.connect(addr(NODE_V4, 8080)).is_ok(), "control: the wildcard listener works on the node's address");
     for vip in [VIP_V4, VIP_V6] {
-        match lab.client.run(|| TcpStream::connect_timeout(&addr(vip, 8080), Duration::from_secs(2))) {
-            Ok(_) => panic!("{vip}:8080 reached a host listener"),
-            Err(e) => assert!(
-                matches!(e.kind(), ErrorKind::HostUnreachable | ErrorKind::PermissionDenied),
-                "{vip}:8080 was not refused by the node: {e}"
-            ),
-        }
+        assert_refused(&lab, addr(vip, 8080));
     }
     lab.clear();
     assert!(our_rules(&lab.node).is_empty(), "clear left rules behind");
+}
+
+/// A connection from the client to `address` is neither delivered to a host listener nor forwarded (which
+/// would loop until it timed out): the node refuses it at once with an ICMP error.
+fn assert_refused(lab: &Lab, address: SocketAddr) {
+    match lab.client.run(|| TcpStream::connect_timeout(&address, Duration::from_secs(2))) {
+        Ok(_) => panic!("{address} reached a host listener"),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::HostUnreachable | ErrorKind::PermissionDenied),
+            "{address} was not refused by the node: {e}"
+        ),
+    }
 }
 
 /// Sends an ARP request for `target` on the client's veth and returns the replier's MAC, if any replies

@@ -2,9 +2,11 @@
 //! receive the address's solicited-node group (ff02::1:ffXX:XXXX), because real NICs filter multicast and
 //! neighbour solicitations go to that group.
 //!
-//! Membership is held safely through a UDPv6 socket per interface (`IPV6_JOIN_GROUP`): the kernel adds the
-//! group's MAC (33:33:ff:XX:XX:XX) to the device's filter while the socket holds it and removes it when the
-//! socket leaves or closes. Several addresses with the same low 24 bits share a group, so [`Groups`] counts
+//! Membership is held safely through UDPv6 sockets (`IPV6_JOIN_GROUP`): the kernel adds the group's MAC
+//! (33:33:ff:XX:XX:XX) to the device's filter while a socket holds it and removes it when the socket leaves or
+//! closes. One socket holds only as many groups as its option memory allows (`net.core.optmem_max`: about
+//! 2,000 with the default 128 KiB), so an interface gets another socket whenever the last one is full; a
+//! node announcing 10,000 IPv6 addresses needs several. Several addresses with the same low 24 bits share a group, so [`Groups`] counts
 //! users per (interface, group) and joins on the first, leaves on the last. [`Groups`] is the pure
 //! bookkeeping (it returns [`Change`]s); [`Memberships`] applies them to sockets.
 
@@ -12,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
 
 use ferrolb_packet::solicited_node;
+use nix::errno::Errno;
 use socket2::{Domain, Socket, Type};
 use tracing::{debug, warn};
 
@@ -114,11 +117,19 @@ impl Groups {
     }
 }
 
-/// [`Groups`] applied to one UDPv6 socket per interface.
+/// [`Groups`] applied to UDPv6 sockets: per interface, as many as its groups need.
 #[derive(Debug, Default)]
 pub struct Memberships {
     groups: Groups,
-    sockets: HashMap<String, Socket>,
+    sockets: HashMap<String, Vec<Socket>>,
+    /// Which of its interface's sockets holds each joined group.
+    holder: HashMap<(String, Ipv6Addr), usize>,
+}
+
+/// Whether a failed join means "this socket is full" (its option memory is used up), so another socket
+/// would take the group.
+fn socket_full(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some_and(|code| code == Errno::ENOMEM as i32 || code == Errno::ENOBUFS as i32)
 }
 
 impl Memberships {
@@ -140,27 +151,25 @@ impl Memberships {
         self.apply(changes);
     }
 
+    /// How many sockets hold groups on `interface`.
+    #[cfg(test)]
+    pub fn sockets(&self, interface: &str) -> usize {
+        self.sockets.get(interface).map_or(0, Vec::len)
+    }
+
     fn apply(&mut self, changes: Vec<Change>) {
         for change in changes {
             match change {
-                Change::Join { interface, ifindex, group } => {
-                    let socket = match self.sockets.get(&interface) {
-                        Some(socket) => socket,
-                        None => match Socket::new(Domain::IPV6, Type::DGRAM, None) {
-                            Ok(socket) => self.sockets.entry(interface.clone()).or_insert(socket),
-                            Err(e) => {
-                                warn!(%interface, error = %e, "cannot open a socket for multicast membership");
-                                continue;
-                            }
-                        },
-                    };
-                    match socket.join_multicast_v6(&group, ifindex) {
-                        Ok(()) => debug!(%interface, %group, "joined the solicited-node group"),
-                        Err(e) => warn!(%interface, %group, error = %e, "cannot join the solicited-node group"),
+                Change::Join { interface, ifindex, group } => match self.join(&interface, ifindex, &group) {
+                    Ok(index) => {
+                        self.holder.insert((interface.clone(), group), index);
+                        debug!(%interface, %group, socket = index, "joined the solicited-node group");
                     }
-                }
+                    Err(e) => warn!(%interface, %group, error = %e, "cannot join the solicited-node group"),
+                },
                 Change::Leave { interface, ifindex, group } => {
-                    if let Some(socket) = self.sockets.get(&interface) {
+                    let Some(index) = self.holder.remove(&(interface.clone(), group)) else { continue };
+                    if let Some(socket) = self.sockets.get(&interface).and_then(|s| s.get(index)) {
                         match socket.leave_multicast_v6(&group, ifindex) {
                             Ok(()) => debug!(%interface, %group, "left the solicited-node group"),
                             // The device may be gone, taking the membership with it.
@@ -170,9 +179,30 @@ impl Memberships {
                 }
                 Change::Close { interface } => {
                     self.sockets.remove(&interface);
+                    self.holder.retain(|(i, _), _| *i != interface);
                 }
             }
         }
+    }
+
+    /// Joins `group` on the interface's newest socket, or on a new one when that is full; returns the index
+    /// of the socket that holds it. Sockets are never closed until the interface is, so indices stay valid.
+    fn join(&mut self, interface: &str, ifindex: u32, group: &Ipv6Addr) -> std::io::Result<usize> {
+        let sockets = self.sockets.entry(interface.to_owned()).or_default();
+        if let Some(last) = sockets.last() {
+            match last.join_multicast_v6(group, ifindex) {
+                Ok(()) => return Ok(sockets.len() - 1),
+                Err(e) if socket_full(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+        socket.join_multicast_v6(group, ifindex)?;
+        sockets.push(socket);
+        if sockets.len() > 1 {
+            debug!(%interface, sockets = sockets.len(), "another socket for solicited-node groups");
+        }
+        Ok(sockets.len() - 1)
     }
 }
 

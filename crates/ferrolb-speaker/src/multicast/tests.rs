@@ -84,3 +84,47 @@ fn a_recreated_interface_rejoins_every_group_on_its_new_index() {
     assert_eq!(groups.release("eth1", ip("2001:db8::1")), [leave("eth1", 11, "ff02::1:ff00:1")]);
     assert!(groups.relink("eth9", 1).is_empty(), "unknown interface");
 }
+
+/// Real sockets, in a network namespace of the test's own thread (needs root): 5,000 groups are more than one
+/// socket's option memory holds, so the interface must get more sockets, and the kernel must list every group
+/// on the device; releasing them all leaves none.
+#[test]
+fn thousands_of_groups_spread_over_sockets_and_all_are_joined() {
+    std::thread::spawn(|| {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (a network namespace)");
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a network namespace");
+        let ip_link = |args: &[&str]| {
+            // A child process forked from this thread lives in its namespace.
+            let status = std::process::Command::new("ip").arg("link").args(args).status().expect("ip");
+            assert!(status.success(), "ip link {args:?}");
+        };
+        ip_link(&["add", "mc0", "type", "veth", "peer", "name", "mc1"]);
+        ip_link(&["set", "mc1", "up"]);
+        ip_link(&["set", "mc0", "up"]);
+        let ifindex = nix::net::if_::if_nametoindex("mc0").expect("mc0");
+        let joined = || {
+            let table = std::fs::read_to_string("/proc/thread-self/net/igmp6").expect("igmp6");
+            table.lines().filter(|l| l.split_whitespace().nth(1) == Some("mc0")).filter(|l| l.contains("ff")).count()
+        };
+        let before = joined();
+        let addresses: Vec<Ipv6Addr> = (0..5000u32)
+            .map(|i| Ipv6Addr::from(0x2001_0db8_0100_0000_0000_0000_0001_0000u128 + u128::from(i)))
+            .collect();
+        let mut memberships = Memberships::default();
+        for address in &addresses {
+            memberships.take("mc0", ifindex, *address);
+        }
+        assert_eq!(joined() - before, 5000, "not every solicited-node group is joined on the device");
+        assert!(memberships.sockets("mc0") > 1, "5,000 groups fitted one socket: the test proves nothing here");
+        for address in &addresses {
+            memberships.release("mc0", *address);
+        }
+        assert_eq!(joined(), before, "groups left behind");
+        assert_eq!(memberships.sockets("mc0"), 0);
+    })
+    .join()
+    .expect("the namespace thread");
+}

@@ -4,8 +4,9 @@
 //! UDP on IPv4 and IPv6; that a Cluster Service reaches the same pods as its NodePort; that Local keeps the
 //! client's address (kernel path); that two Services sharing an IP each get their own ports; that a port that
 //! is not a Service's is refused even when a host process listens on it; that kube-proxy leaves the IPs alone
-//! (`ipMode: Proxy`); that a dead owner's IP forwards from the next node; and that a speaker stopped cleanly
-//! leaves no rule behind. (Throughput is measured by `hack/bench/dataplane`, not here.)
+//! (`ipMode: Proxy`); that a UDP flow that never pauses moves off a removed endpoint (kernel path); that a
+//! dead owner's IP forwards from the next node; and that a speaker stopped cleanly leaves no rule behind.
+//! (Throughput is measured by `hack/bench/dataplane`, not here.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -239,6 +240,58 @@ async fn held_connection_survives_an_endpoint_change(lab: &Lab, ip: &str) -> any
     Ok(())
 }
 
+/// A UDP client that never pauses keeps one flow (one source port, a datagram every ~50 ms). When the pod it
+/// reaches is removed, its next datagrams must reach the other pod: the owner deletes the flow's conntrack
+/// entry, which would otherwise keep the old DNAT for as long as the client keeps sending.
+async fn udp_flow_moves_off_a_removed_endpoint(lab: &Lab, ip: &str) -> anyhow::Result<()> {
+    let log = std::env::temp_dir().join(format!("ferrolb-udp-flow-{}", std::process::id()));
+    let log = log.to_str().expect("utf-8 temp dir").to_owned();
+    let _ = std::fs::remove_file(&log);
+    let script = r#"
+import socket, os, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.05)
+out = open('LOG', 'a')
+end = time.time() + 120
+while time.time() < end and not os.path.exists('LOG.stop'):
+    s.sendto(b'hi', ('IP', 53))
+    try:
+        out.write(s.recvfrom(200)[0].decode().split()[0] + '\n')
+    except socket.timeout:
+        out.write('-\n')
+    out.flush()
+"#
+    .replace("LOG", &log)
+    .replace("IP", ip);
+    let mut client = lab.spawn_exec("client", &["python3", "-c", &script])?;
+    let replies = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut deleted: Option<String> = None;
+    let result = async {
+        let first = wait_for("the UDP flow's first answer", SOON, || async {
+            Ok(replies().lines().find(|l| l.starts_with("pod=")).map(|l| l.trim_start_matches("pod=").to_owned()))
+        })
+        .await?;
+        lab.lab(&["pod", "del", &first])?;
+        deleted = Some(first.clone());
+        let seen = replies().lines().count();
+        wait_for("the same flow answered by the other pod", SOON, || async {
+            Ok(replies().lines().skip(seen).find(|l| l.starts_with("pod=") && *l != format!("pod={first}")).map(drop))
+        })
+        .await
+    }
+    .await;
+    // Whatever happened: stop the client and put the pod back, so the rest of the test finds the lab whole.
+    std::fs::write(format!("{log}.stop"), b"")?;
+    let _ = client.wait();
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(format!("{log}.stop"));
+    if let Some(pod) = deleted {
+        let node = if pod == "web-1" { "node-1" } else { "node-2" };
+        lab.lab(&["pod", "add", &pod, "--node", node, "--labels", "app=web"])?;
+    }
+    result
+}
+
 /// Kills `ip`'s owner and waits until new connections succeed through another node; returns the new owner.
 async fn dead_owner_forwards_from_the_next_node(lab: &Lab, ip: &str) -> anyhow::Result<String> {
     let owner = wait_for("the owner", SOON, || async { lab.recorded_owner(ip) }).await?;
@@ -275,6 +328,7 @@ fn clean_stop_leaves_nothing(lab: &Lab, node: &str) -> anyhow::Result<()> {
 async fn kernel_path_forwards_only_the_services_ports_and_hands_over() -> anyhow::Result<()> {
     let lab = Lab::start(3, &["--mode", "forward", "--forward-path", "kernel"]).await?;
     let ip = forwarding_works(&lab, true).await?;
+    udp_flow_moves_off_a_removed_endpoint(&lab, &ip).await?;
     // loadBalancerSourceRanges: kube-proxy enforces them only for ipMode VIP, so in forward mode ferrolb must.
     let solo = external_ips(&lab, "solo", 2).await?;
     let ranges = |r: &str| format!(r#"{{"spec":{{"loadBalancerSourceRanges":{r}}}}}"#);

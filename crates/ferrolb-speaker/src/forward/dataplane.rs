@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::conntrack::{Conntrack, StaleFlows, stale_udp_flows};
 use super::kernel::{self, NftTable, render};
 use super::plan::Forward;
 use super::userspace::{Limits, Relay, UserspaceForwarder};
@@ -128,10 +129,47 @@ pub async fn remove_leftovers() {
     relay.clear().await;
 }
 
+/// Starts the task that deletes the conntrack entries of stale UDP flows, one batch after another (so a
+/// rolling update never runs many `conntrack` processes at once), off the speaker's loop. Failures are logged
+/// and counted, never fatal: the flows then last until their clients pause. None, with one warning, when
+/// `conntrack` does not run here.
+async fn forgetter(
+    conntrack: Conntrack,
+    metrics: &Metrics,
+) -> Option<tokio::sync::mpsc::UnboundedSender<Vec<StaleFlows>>> {
+    if !conntrack.available().await {
+        warn!("conntrack is not available: UDP flows to removed endpoints last until their clients pause");
+        return None;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<StaleFlows>>();
+    let errors = metrics.forward_errors.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            for flows in &batch {
+                match conntrack.forget(flows).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        info!(frontend = %flows.frontend, endpoint = %flows.endpoint, deleted, "forgot UDP flows to a removed endpoint")
+                    }
+                    Err(e) => {
+                        errors.inc();
+                        warn!(frontend = %flows.frontend, endpoint = %flows.endpoint, error = %e, "could not forget UDP flows to a removed endpoint");
+                    }
+                }
+            }
+        }
+    });
+    Some(tx)
+}
+
 /// The running data path.
 pub struct Dataplane {
     nft: Option<NftTable>,
     applied: Option<String>,
+    /// What the applied table forwards (to find UDP flows whose endpoint went away).
+    applied_forwards: Vec<Forward>,
+    /// Where stale UDP flows go to be forgotten, one batch after another; None without `conntrack`.
+    forgetter: Option<tokio::sync::mpsc::UnboundedSender<Vec<StaleFlows>>>,
     relay: RelayHost,
     metrics: Metrics,
 }
@@ -180,7 +218,15 @@ impl Dataplane {
         };
         info!(path = if kernel { "kernel (nftables)" } else { "userspace" }, "forward mode");
         let relay = RelayHost::start(&metrics)?;
-        Ok(Dataplane { nft: kernel.then_some(nft), applied: kernel.then_some(empty), relay, metrics })
+        let forgetter = if kernel { forgetter(Conntrack::default(), &metrics).await } else { None };
+        Ok(Dataplane {
+            nft: kernel.then_some(nft),
+            applied: kernel.then_some(empty),
+            applied_forwards: Vec::new(),
+            forgetter,
+            relay,
+            metrics,
+        })
     }
 
     /// Whether the kernel path is in use.
@@ -220,6 +266,9 @@ impl Dataplane {
             if self.applied.as_deref() != Some(script.as_str()) {
                 nft.apply(&script).await?;
                 self.applied = Some(script);
+                let stale = stale_udp_flows(&self.applied_forwards, &in_kernel);
+                self.applied_forwards = in_kernel;
+                self.forget(stale);
             }
         }
         // The relay cannot check source ranges yet: a restricted Service's ports are not relayed at all
@@ -244,6 +293,14 @@ impl Dataplane {
             );
         }
         self.relay.set(wanted, refused_ips).await
+    }
+
+    /// Hands UDP flows whose endpoint is gone to the forgetter, so their next datagram is DNATed to a
+    /// current endpoint.
+    fn forget(&self, stale: Vec<StaleFlows>) {
+        if let (false, Some(forgetter)) = (stale.is_empty(), &self.forgetter) {
+            let _ = forgetter.send(stale);
+        }
     }
 
     /// Re-writes the table if something else removed it (a flushed ruleset); called every few seconds.

@@ -7,6 +7,7 @@
 //! NAT per hook means a DNAT to the NodePort would not chain into kube-proxy's rules), and [`userspace`]
 //! relays connections and datagrams to the node's own NodePort where nftables is unavailable.
 
+pub mod conntrack;
 pub mod dataplane;
 pub mod kernel;
 pub mod plan;

@@ -60,7 +60,8 @@ pub struct Limits {
     pub tcp_connect_timeout: Duration,
     /// A relayed TCP connection silent this long is probed with keepalives (four, a quarter of this apart,
     /// at least a second); if either side never answers, the connection is closed, so a client that
-    /// vanished does not hold its slot.
+    /// vanished does not hold its slot. Data left unacknowledged for as long (this plus the probes) closes
+    /// it too (`TCP_USER_TIMEOUT`).
     pub tcp_keepalive: Duration,
 }
 
@@ -189,8 +190,8 @@ impl UserspaceForwarder {
         self.set_refusing(wanted, &BTreeSet::new()).await
     }
 
-    /// [`set`](Self::set), and also refuses every port of each VIP in `refused`: VIPs this node owns but
-    /// relays nothing of (fail closed rather than routed on).
+    /// [`set`](Self::set), and also refuses every port that is not relayed of each VIP in `refused` (the
+    /// speaker passes every IP it owns on this path, so one it relays nothing of is refused, not routed on).
     pub async fn set_refusing(&mut self, wanted: &[Relay], refused: &BTreeSet<IpAddr>) -> Vec<(Frontend, Error)> {
         let mut failed = Vec::new();
         let mut targets = BTreeMap::new();

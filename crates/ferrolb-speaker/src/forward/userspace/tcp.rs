@@ -109,13 +109,15 @@ async fn start(
     target: Target,
     keepalive: Duration,
 ) -> std::io::Result<()> {
-    let probes = TcpKeepalive::new()
-        .with_time(keepalive)
-        .with_interval((keepalive / KEEPALIVE_PROBES).max(Duration::from_secs(1)))
-        .with_retries(KEEPALIVE_PROBES);
+    let interval = (keepalive / KEEPALIVE_PROBES).max(Duration::from_secs(1));
+    let probes = TcpKeepalive::new().with_time(keepalive).with_interval(interval).with_retries(KEEPALIVE_PROBES);
     for socket in [client, &*backend] {
         socket.set_nodelay(true)?;
-        SockRef::from(socket).set_tcp_keepalive(&probes)?;
+        let socket = SockRef::from(socket);
+        socket.set_tcp_keepalive(&probes)?;
+        // Keepalives are only sent while nothing waits for an acknowledgement; data a vanished peer never
+        // acknowledges would otherwise hold the connection for the ~15 minutes of retransmissions.
+        socket.set_tcp_user_timeout(Some(keepalive + interval * KEEPALIVE_PROBES))?;
     }
     if target.proxy_protocol {
         // The accepted socket's local address is the VIP and port the client connected to.

@@ -153,8 +153,8 @@ ensure_helm() {
 }
 
 # --- MetalLB, for side-by-side benchmarks only (hack/lab up --lb metallb) ---
-# MetalLB's go.mod has no replace directives, so `go install module/cmd@version` builds its controller and
-# speaker as released. Its CRDs (config/crd/bases, without the conversion webhook patches) come from the same
+# MetalLB's go.mod (v0.15.2) has no replace directives, so `go install module/cmd@version` builds its
+# controller and speaker as released, without the wrapper module Kubernetes needs. Its CRDs (config/crd/bases, without the conversion webhook patches) come from the same
 # module download. ferrolb never links or ships any of it.
 FERROLB_METALLB_VERSION="${FERROLB_METALLB_VERSION:-v0.15.2}"
 
@@ -171,8 +171,9 @@ ensure_metallb() {
 	local work; work="$(mktemp -d)"
 	local mod="go.universe.tf/metallb"
 	local src
-	src="$(cd "$work" && go mod download -json "$mod@$FERROLB_METALLB_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
-	[[ -d "$src/config/crd/bases" ]] || die "could not download $mod@$FERROLB_METALLB_VERSION"
+	src="$(cd "$work" && go mod download -json "$mod@$FERROLB_METALLB_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')" ||
+		die "could not download $mod@$FERROLB_METALLB_VERSION"
+	[[ -d "$src/config/crd/bases" ]] || die "$mod@$FERROLB_METALLB_VERSION has no config/crd/bases"
 	log "building MetalLB $FERROLB_METALLB_VERSION (first run only; a few minutes)"
 	(cd "$work" && CGO_ENABLED=0 GOBIN="$work/out" go install -trimpath -ldflags '-s -w' \
 		"$mod/controller@$FERROLB_METALLB_VERSION" "$mod/speaker@$FERROLB_METALLB_VERSION") ||

@@ -4,7 +4,8 @@
 //!
 //! `BURST_LB=metallb` measures MetalLB's controller instead (as released, built by `hack/lib/tools.sh`; its
 //! directory in `FERROLB_METALLB_DIR`), with the same Services, pool and clock, so the two compare on one
-//! machine.
+//! machine. MetalLB logs at `warn` and ferrolb at `info,ferrolb=debug` (the harness's level), so logging
+//! costs, if anything, favour MetalLB.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -8,17 +8,15 @@
 //! the next datagram is DNATed afresh. TCP needs none of this: a connection to a gone endpoint fails and the
 //! client reconnects.
 //!
-//! [`stale_udp_flows`] is pure; [`Conntrack`] runs the `conntrack` program (conntrack-tools), as
-//! [`super::kernel::NftTable`] runs `nft`.
+//! [`stale_udp_flows`] is pure; [`Conntrack`] runs the `conntrack` program (conntrack-tools) through
+//! [`super::program`], as [`super::kernel::NftTable`] runs `nft`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use super::plan::Forward;
+use super::program::{Program, RunError};
 use super::{Frontend, Protocol};
 
 /// UDP flows to forget: those to `frontend` whose replies come from `endpoint` (address and port).
@@ -64,8 +62,7 @@ pub enum Error {
 /// Runs `conntrack -D` for stale flows.
 #[derive(Debug, Clone)]
 pub struct Conntrack {
-    command: Vec<String>,
-    timeout: Duration,
+    conntrack: Program,
 }
 
 impl Default for Conntrack {
@@ -100,40 +97,23 @@ pub fn delete_arguments(flows: &StaleFlows) -> Vec<String> {
 impl Conntrack {
     /// Runs `command` (e.g. `ip netns exec NS conntrack`) instead of `conntrack`.
     pub fn with_command(command: Vec<String>) -> Conntrack {
-        Conntrack { command, timeout: Duration::from_secs(10) }
+        Conntrack { conntrack: Program::new(command) }
     }
 
     /// Whether the `conntrack` program runs here (checked once at start, so a node without it gets one
     /// warning rather than one per endpoint change).
     pub async fn available(&self) -> bool {
-        let Some((program, prefix)) = self.command.split_first() else { return false };
-        let run = Command::new(program)
-            .args(prefix)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .status();
-        matches!(tokio::time::timeout(self.timeout, run).await, Ok(Ok(status)) if status.success())
+        self.conntrack.run(&["--version"], None).await.is_ok_and(|output| output.status.success())
     }
 
     /// Deletes the entries of `flows`; none matching is fine. Returns how many were deleted.
     pub async fn forget(&self, flows: &StaleFlows) -> Result<u64, Error> {
-        let (program, prefix) = self.command.split_first().ok_or(Error::Failed("no conntrack command".into()))?;
-        let child = Command::new(program)
-            .args(prefix)
-            .args(delete_arguments(flows))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(Error::Spawn)?;
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| Error::Timeout(self.timeout))?
-            .map_err(Error::Spawn)?;
+        let args = delete_arguments(flows);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = self.conntrack.run(&args, None).await.map_err(|e| match e {
+            RunError::Spawn(e) => Error::Spawn(e),
+            RunError::Timeout(limit) => Error::Timeout(limit),
+        })?;
         deleted_count(&String::from_utf8_lossy(&output.stderr), output.status.success()).map_err(Error::Failed)
     }
 }

@@ -91,15 +91,12 @@ impl RelayHost {
             .spawn(async move { relay.lock().await.set_refusing(&wanted, &refused).await })
             .await
             .map_err(|e| Error::Userspace(format!("the relay's task failed: {e}")))?;
-        if !failed.is_empty() {
-            self.idle = false;
-        }
         if failed.is_empty() {
-            Ok(())
-        } else {
-            let list: Vec<String> = failed.iter().map(|(f, e)| format!("{f}: {e}")).collect();
-            Err(Error::Userspace(list.join("; ")))
+            return Ok(());
         }
+        self.idle = false;
+        let list: Vec<String> = failed.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+        Err(Error::Userspace(list.join("; ")))
     }
 
     async fn clear(&mut self) {

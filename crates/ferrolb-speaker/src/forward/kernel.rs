@@ -18,13 +18,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-
 use super::plan::Forward;
+use super::program::{Program, RunError};
 
 /// The family and name of ferrolb's table.
 pub const TABLE: &str = "inet ferrolb";
@@ -170,8 +167,7 @@ pub fn render(owned: &BTreeSet<IpAddr>, forwards: &[Forward]) -> String {
 /// Runs `nft` to write and remove ferrolb's table.
 #[derive(Debug, Clone)]
 pub struct NftTable {
-    command: Vec<String>,
-    timeout: Duration,
+    nft: Program,
 }
 
 impl Default for NftTable {
@@ -183,27 +179,14 @@ impl Default for NftTable {
 impl NftTable {
     /// Runs `command` (e.g. `ip netns exec NS nft`) instead of `nft`.
     pub fn with_command(command: Vec<String>) -> NftTable {
-        NftTable { command, timeout: Duration::from_secs(10) }
+        NftTable { nft: Program::new(command) }
     }
 
     async fn run(&self, args: &[&str], script: Option<&str>) -> Result<String, Error> {
-        let (program, prefix) = self.command.split_first().ok_or(Error::Refused("no nft command".into()))?;
-        let mut child = Command::new(program)
-            .args(prefix)
-            .args(args)
-            .stdin(if script.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(Error::Spawn)?;
-        if let (Some(script), Some(mut stdin)) = (script, child.stdin.take()) {
-            stdin.write_all(script.as_bytes()).await.map_err(Error::Spawn)?;
-        }
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| Error::Timeout(self.timeout))?
-            .map_err(Error::Spawn)?;
+        let output = self.nft.run(args, script).await.map_err(|e| match e {
+            RunError::Spawn(e) => Error::Spawn(e),
+            RunError::Timeout(limit) => Error::Timeout(limit),
+        })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {

@@ -11,6 +11,7 @@ pub mod conntrack;
 pub mod dataplane;
 pub mod kernel;
 pub mod plan;
+pub mod program;
 pub mod userspace;
 
 use std::fmt;

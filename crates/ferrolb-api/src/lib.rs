@@ -3,7 +3,10 @@
 //!
 //! This crate is the only door to Kubernetes types for the rest of the workspace: it re-exports the kube and
 //! k8s-openapi items other crates use, so versions are pinned in one place. It defines shapes and their
-//! schemas (with the CEL rules the API server enforces) and nothing else.
+//! schemas (with the CEL rules the API server enforces), and the reading rules every component must apply
+//! identically: which Services ferrolb handles ([`handles_service`]), a Service's key, ingress addresses,
+//! traffic policy and recorded pools ([`service_key`] and its neighbours), and EndpointSlice readiness
+//! ([`endpoint_ready`]).
 //!
 //! Architecture invariant: no I/O and no decisions. Parsing an address entry or choosing an address belongs to
 //! `ferrolb-ipam`; talking to the API server belongs to the controller and the speaker.
@@ -12,20 +15,27 @@ mod annotations;
 mod class;
 mod conditions;
 mod crds;
+mod endpoint_slice;
 mod l2advertisement;
 mod l2announcement;
 mod pool;
 mod schema;
 mod selector;
+mod service;
 
 pub use annotations::*;
 pub use class::handles_service;
 pub use conditions::*;
 pub use crds::all_crds;
+pub use endpoint_slice::{SERVICE_NAME_LABEL, endpoint_ready, endpoint_serving_while_terminating, slice_service_key};
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec};
 pub use l2announcement::{L2Announcement, L2AnnouncementSpec, l2announcement_name};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
-pub use selector::selector_from_k8s;
+pub use selector::{SelectorError, selector_from_k8s};
+pub use service::{
+    ingress_ip_modes, ingress_ips, join_pools, local_traffic_policy, namespaced_key, recorded_pools, service_key,
+    split_pools,
+};
 
 /// The API group of every ferrolb resource.
 pub const GROUP: &str = "ferrolb.io";
@@ -41,6 +51,8 @@ pub mod k8s {
         LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, ObjectReference, Service, ServicePort, ServiceSpec,
         ServiceStatus,
     };
+    pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+    pub use k8s_openapi::api::events::v1::Event;
     pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
         Condition, LabelSelector, LabelSelectorRequirement, MicroTime, ObjectMeta, Time,

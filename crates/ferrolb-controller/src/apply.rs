@@ -77,7 +77,11 @@ impl Applier {
             let ingress: Value = if write.ingress.is_empty() {
                 Value::Null
             } else {
-                write.ingress.iter().map(|ip| json!({ "ip": ip.to_string(), "ipMode": write.ip_mode })).collect()
+                write
+                    .ingress
+                    .iter()
+                    .map(|ip| json!({ "ip": ip.to_string(), "ipMode": write.ip_mode.as_str() }))
+                    .collect()
             };
             let body = json!({
                 "metadata": { "resourceVersion": write.resource_version },

@@ -6,17 +6,12 @@ pub enum Error {
     /// A call to the API server failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
-    /// A watch stream ended or failed beyond retry.
-    #[error("watch of {resource} ended: {reason}")]
-    Watch {
-        /// The resource watched.
-        resource: &'static str,
-        /// What happened.
-        reason: String,
-    },
-    /// The leader-election loop failed.
-    #[error("leader election: {0}")]
-    Lease(String),
+    /// The watches stopped before their stores were filled.
+    #[error("the watches stopped before their caches synced: {0}")]
+    Watch(#[source] kube::runtime::reflector::store::WriterDropped),
+    /// A background task (the watches, the leader election) ended or panicked.
+    #[error(transparent)]
+    Task(#[from] ferrolb_runtime::Ended),
 }
 
 impl Error {
@@ -24,8 +19,8 @@ impl Error {
     pub fn label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
-            Error::Watch { .. } => "watch",
-            Error::Lease(_) => "lease",
+            Error::Watch(_) => "watch",
+            Error::Task(_) => "task",
         }
     }
 }

@@ -74,15 +74,15 @@ pub struct LeaseConfig {
     pub duration: Duration,
 }
 
-/// Starts the election loop; returns the leadership view and the task (which releases the lease and ends
-/// when `shutdown` fires).
-pub fn spawn(
+/// The election loop; returns the leadership view and the loop to run as a supervised task (it releases
+/// the lease and ends when `shutdown` fires, and never ends before).
+pub fn election(
     client: kube::Client,
     config: LeaseConfig,
     mut shutdown: watch::Receiver<bool>,
-) -> (Leadership, tokio::task::JoinHandle<Result<()>>) {
+) -> (Leadership, impl Future<Output = ()> + Send + 'static) {
     let (tx, rx) = watch::channel(None);
-    let task = tokio::spawn(async move {
+    let task = async move {
         let api: Api<Lease> = Api::namespaced(client, &config.namespace);
         let mut observed: Option<(Option<String>, Instant)> = None;
         loop {
@@ -114,11 +114,11 @@ pub fn spawn(
                         tx.send_replace(None);
                         release(&api, &config).await;
                     }
-                    return Ok(());
+                    return;
                 }
             }
         }
-    });
+    };
     (Leadership(rx), task)
 }
 

@@ -21,8 +21,9 @@ mod service;
 
 pub use config::{Config, IpMode};
 pub use error::{Error, Result};
+pub use ferrolb_runtime::Health;
 pub use metrics::Metrics;
 pub use plan::Plan;
-pub use pool::pool_from_resource;
-pub use run::{Health, run};
-pub use service::{is_handled, request_from_service, status_ips};
+pub use pool::{PoolError, pool_from_resource};
+pub use run::run;
+pub use service::{is_handled, request_from_service};

@@ -9,12 +9,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_api::k8s::{ResourceExt, Service, Time};
-use ferrolb_api::{IPAddressPool, IPAddressPoolStatus, POOL_FINALIZER};
+use ferrolb_api::{
+    IPAddressPool, IPAddressPoolStatus, POOL_FINALIZER, ingress_ip_modes, ingress_ips, join_pools, recorded_pools,
+};
 use ferrolb_ipam::{AllocError, Allocator, Labels, Pool, PoolName, PoolUsage, ServiceKey};
 
-use crate::config::Config;
-use crate::pool::{PoolFacts, desired_status, overlaps, pool_from_resource};
-use crate::service::{is_handled, key_of, recorded_pools, request_from_service, status_ip_modes, status_ips};
+use crate::config::{Config, IpMode};
+use crate::pool::{PoolError, PoolFacts, desired_status, overlaps, pool_from_resource};
+use crate::service::{is_handled, key_of, request_from_service};
 
 /// What the cluster looks like, from the reflector stores.
 #[derive(Debug, Default)]
@@ -27,11 +29,12 @@ pub struct Snapshot {
     pub namespace_labels: HashMap<String, Labels>,
 }
 
-/// The last outcome reported for a Service, so Events are sent on change only.
+/// The last outcome reported for a Service, so Events are sent on change only: a different address or a
+/// different reason is news, the same failure again is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     Assigned(Vec<IpAddr>),
-    Failed(String),
+    Failed(AllocError),
 }
 
 /// The leader's state across passes. A replica that becomes leader starts from a fresh one, which makes the
@@ -75,7 +78,7 @@ pub struct ServiceWrite {
     /// `status.loadBalancer.ingress` addresses (empty: pending).
     pub ingress: Vec<IpAddr>,
     /// The `ipMode` for every address.
-    pub ip_mode: &'static str,
+    pub ip_mode: IpMode,
     /// Whether the status must be written.
     pub write_status: bool,
     /// The pool annotation to set (`None`: remove), if it must be written.
@@ -142,7 +145,7 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
     let mut plan = Plan::default();
 
     // Pools: parse, and hand the valid ones to the allocator when they changed.
-    let mut invalid: HashMap<String, String> = HashMap::new();
+    let mut invalid: HashMap<String, PoolError> = HashMap::new();
     let mut pools = Vec::new();
     for resource in &snapshot.pools {
         match pool_from_resource(resource) {
@@ -175,14 +178,13 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
     // First pass as leader: take back every address already published, before anything new is handed out.
     if !state.restored {
         for (service, request) in &requests {
-            let ips = status_ips(service);
+            let ips = ingress_ips(service);
             let Ok(request) = request else { continue };
             if ips.is_empty() {
                 continue;
             }
-            let hints: Vec<Option<PoolName>> = recorded_pools(service)
-                .map(|p| p.split(',').map(|n| Some(PoolName::new(n.trim()))).collect())
-                .unwrap_or_default();
+            let hints: Vec<Option<PoolName>> =
+                recorded_pools(service).unwrap_or_default().into_iter().map(|n| Some(PoolName::new(n))).collect();
             let with_hints: Vec<(IpAddr, Option<PoolName>)> =
                 ips.iter().enumerate().map(|(i, ip)| (*ip, hints.get(i).cloned().flatten())).collect();
             if let Ok(assignment) = state.allocator.restore(request, &with_hints) {
@@ -206,15 +208,15 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
     for (service, request) in &requests {
         let key = key_of(service);
         let result: Result<(Vec<IpAddr>, String), AllocError> = match request {
-            Ok(request) => state.allocator.assign(request).map(|a| {
-                let names: Vec<&str> = a.pools().into_iter().map(PoolName::as_str).collect();
-                (a.ips().collect(), names.join(","))
-            }),
+            Ok(request) => state
+                .allocator
+                .assign(request)
+                .map(|a| (a.ips().collect(), join_pools(a.pools().into_iter().map(PoolName::as_str)))),
             Err(e) => Err(e.clone()),
         };
         let outcome = match &result {
             Ok((ips, _)) => Outcome::Assigned(ips.clone()),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(e.clone()),
         };
         if state.outcomes.get(&key) != Some(&outcome) {
             let uid = service.metadata.uid.clone();
@@ -264,11 +266,11 @@ fn push_service_write(
     config: &Config,
 ) {
     let key = key_of(service);
-    let ip_mode = config.ip_mode.as_str();
-    let current_ips = status_ips(service);
-    let modes_ok = status_ip_modes(service).iter().all(|m| m.as_deref() == Some(ip_mode));
+    let ip_mode = config.ip_mode;
+    let current_ips = ingress_ips(service);
+    let modes_ok = ingress_ip_modes(service).iter().all(|m| *m == Some(ip_mode.as_str()));
     let write_status = current_ips != ingress || (!ingress.is_empty() && !modes_ok);
-    let current_annotation = recorded_pools(service).map(str::to_owned);
+    let current_annotation = recorded_pools(service).map(join_pools);
     let write_annotation = current_annotation != pool_annotation;
     if !write_status && !write_annotation {
         state.written.remove(&key);
@@ -292,7 +294,13 @@ fn push_service_write(
     plan.services.push(write);
 }
 
-fn plan_pools(state: &mut State, plan: &mut Plan, snapshot: &Snapshot, invalid: &HashMap<String, String>, now: &Time) {
+fn plan_pools(
+    state: &mut State,
+    plan: &mut Plan,
+    snapshot: &Snapshot,
+    invalid: &HashMap<String, PoolError>,
+    now: &Time,
+) {
     let resources: Vec<&IPAddressPool> = snapshot.pools.iter().map(|p| p.as_ref()).collect();
     let overlaps = overlaps(&resources);
     let no_overlaps = Vec::new();
@@ -307,7 +315,7 @@ fn plan_pools(state: &mut State, plan: &mut Plan, snapshot: &Snapshot, invalid: 
             plan.usage.insert(name.clone(), usage);
         }
         let facts = PoolFacts {
-            invalid: invalid.get(&name).map(String::as_str),
+            invalid: invalid.get(&name),
             usage,
             overlaps: overlaps.get(&name).unwrap_or(&no_overlaps),
             holders: &holders,

@@ -4,24 +4,40 @@
 use std::collections::BTreeMap;
 
 use ferrolb_api::k8s::{Condition, ResourceExt, Time};
-use ferrolb_api::selector_from_k8s;
 use ferrolb_api::{
     CONDITION_DELETION_BLOCKED, CONDITION_OVERLAPPING, CONDITION_READY, IPAddressPool, IPAddressPoolStatus,
 };
-use ferrolb_ipam::{AddressRange, Pool, PoolConfig, PoolName, PoolUsage, ServiceAllocation, ServiceKey};
+use ferrolb_api::{SelectorError, selector_from_k8s};
+use ferrolb_ipam::{AddressRange, ParseError, Pool, PoolConfig, PoolName, PoolUsage, ServiceAllocation, ServiceKey};
 
-/// The parsed entries of a pool, or the first reason it is unusable.
-pub fn pool_entries(resource: &IPAddressPool) -> Result<Vec<(String, AddressRange)>, String> {
-    resource
-        .spec
-        .addresses
-        .iter()
-        .map(|entry| entry.parse::<AddressRange>().map(|r| (entry.clone(), r)).map_err(|e| e.to_string()))
-        .collect()
+/// Why a pool cannot be used; the text goes into the pool's Ready condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// An address entry does not parse.
+    #[error(transparent)]
+    Entry(#[from] ParseError),
+    /// A serviceAllocation selector cannot be evaluated.
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
 }
 
-/// Converts a pool resource. Fails with a message for the pool's Ready condition.
-pub fn pool_from_resource(resource: &IPAddressPool) -> Result<Pool, String> {
+impl PoolError {
+    /// A static label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PoolError::Entry(_) => "invalid_entry",
+            PoolError::Selector(_) => "invalid_selector",
+        }
+    }
+}
+
+/// The parsed entries of a pool, or the first reason it is unusable.
+pub fn pool_entries(resource: &IPAddressPool) -> Result<Vec<(String, AddressRange)>, ParseError> {
+    resource.spec.addresses.iter().map(|entry| entry.parse::<AddressRange>().map(|r| (entry.clone(), r))).collect()
+}
+
+/// Converts a pool resource. Fails with the reason for the pool's Ready condition.
+pub fn pool_from_resource(resource: &IPAddressPool) -> Result<Pool, PoolError> {
     let ranges = pool_entries(resource)?.into_iter().map(|(_, r)| r).collect();
     let allocation = match &resource.spec.service_allocation {
         None => None,
@@ -67,7 +83,7 @@ fn intersects(a: &AddressRange, b: &AddressRange) -> bool {
 #[derive(Debug)]
 pub struct PoolFacts<'a> {
     /// Why the pool is unusable, if it is.
-    pub invalid: Option<&'a str>,
+    pub invalid: Option<&'a PoolError>,
     /// Capacity and use.
     pub usage: PoolUsage,
     /// Overlap messages.
@@ -89,7 +105,7 @@ pub fn desired_status(
     let [v4, v6] = facts.usage.0;
     let mut conditions = Vec::new();
     let (ready, reason, message) = match facts.invalid {
-        Some(why) => ("False", "InvalidAddresses", why.to_owned()),
+        Some(why) => ("False", "InvalidAddresses", why.to_string()),
         None if facts.deleting => {
             ("False", "Deleting", "the pool is being deleted; no new addresses are handed out".to_owned())
         }

@@ -5,19 +5,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::info;
 
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::k8s::{Namespace, ResourceExt, Service, Time, jiff};
+use ferrolb_runtime::{Ended, Health, Tasks, watch_into};
 
 use crate::apply::Applier;
 use crate::config::Config;
@@ -29,54 +27,8 @@ use crate::plan::{Snapshot, State, plan};
 /// How often a leader re-checks everything even without events.
 const RESYNC: Duration = Duration::from_secs(30);
 
-/// Liveness and readiness, shared with the health server.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-    heartbeat: AtomicU64,
-}
-
-impl Health {
-    /// Whether the stores have synced (the controller can decide).
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    /// Whether the main loop ran within the last minute.
-    pub fn is_alive(&self) -> bool {
-        let last = self.heartbeat.load(Ordering::Relaxed);
-        last == 0 || unix_now().saturating_sub(last) < 60
-    }
-
-    fn beat(&self) {
-        self.heartbeat.store(unix_now(), Ordering::Relaxed);
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Watches one resource kind into a store, waking `notify` on every change. Metadata the controller never
-/// reads (managedFields) is dropped to keep memory small at 10k Services.
-fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl Stream<Item = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    let kind = K::kind(&()).into_owned();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()),
-    )
-    .map(move |event| {
-        if let Err(e) = event {
-            warn!(kind = %kind, error = %e, "watch error; retrying with backoff");
-        }
-        notify.notify_one();
-    });
-    (store, stream)
-}
+/// How long a leader releasing its Lease at shutdown may take.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the controller until `shutdown` turns true.
 pub async fn run(
@@ -87,20 +39,22 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let notify = Arc::new(Notify::new());
+    let mut tasks = Tasks::default();
     let (services, services_watch) = watch_into(Api::<Service>::all(client.clone()), notify.clone());
     let (pools, pools_watch) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
     let (namespaces, namespaces_watch) = watch_into(Api::<Namespace>::all(client.clone()), notify.clone());
-    let watches = tokio::spawn(async move {
+    tasks.spawn("watch", async move {
         tokio::join!(services_watch.collect::<()>(), pools_watch.collect::<()>(), namespaces_watch.collect::<()>());
     });
 
     tokio::select! {
         r = async { tokio::try_join!(services.wait_until_ready(), pools.wait_until_ready(), namespaces.wait_until_ready()) } => {
-            r.map_err(|e| Error::Watch { resource: "stores", reason: e.to_string() })?;
+            r.map_err(Error::Watch)?;
         }
+        ended = tasks.ended() => return Err(Error::Task(ended)),
         _ = shutdown.changed() => return Ok(()),
     }
-    health.ready.store(true, Ordering::Relaxed);
+    health.set_ready(true);
     info!("caches synced");
 
     let lease_config = LeaseConfig {
@@ -109,7 +63,8 @@ pub async fn run(
         identity: config.identity.clone(),
         duration: config.lease_duration,
     };
-    let (mut leadership, lease_task) = lease::spawn(client.clone(), lease_config, shutdown.clone());
+    let (mut leadership, election) = lease::election(client.clone(), lease_config, shutdown.clone());
+    tasks.spawn("leader election", election);
     let reporter = Reporter { controller: "ferrolb-controller".to_owned(), instance: Some(config.identity.clone()) };
     let applier = Applier {
         client: client.clone(),
@@ -128,18 +83,16 @@ pub async fn run(
             _ = notify.notified() => wanted = true,
             alive = leadership.changed() => {
                 if !alive {
-                    return Err(Error::Lease("leader election task ended".to_owned()));
+                    return Err(Error::Task(Ended::Returned("leader election")));
                 }
             }
+            ended = tasks.ended() => return Err(Error::Task(ended)),
             _ = tick.tick() => {
                 if last_full.elapsed() >= RESYNC {
                     wanted = true;
                 }
             }
             _ = shutdown.changed() => break,
-        }
-        if watches.is_finished() {
-            return Err(Error::Watch { resource: "all", reason: "watch task ended".to_owned() });
         }
         let leader = leadership.is_leader();
         metrics.leader.set(i64::from(leader));
@@ -186,9 +139,6 @@ pub async fn run(
         last_full = tokio::time::Instant::now();
     }
     info!("shutting down");
-    watches.abort();
-    match lease_task.await {
-        Ok(r) => r,
-        Err(e) => Err(Error::Lease(e.to_string())),
-    }
+    tasks.finish("leader election", RELEASE_TIMEOUT).await;
+    Ok(())
 }

@@ -1,10 +1,11 @@
-//! Shrinking a Service into what the allocator needs ([`ferrolb_ipam::Request`]), and reading back what its
-//! status holds. Annotation mistakes become `AllocError::InvalidRequest`, reported like any other failure.
+//! Shrinking a Service into what the allocator needs ([`ferrolb_ipam::Request`]). Annotation mistakes become
+//! `AllocError::InvalidRequest`, reported like any other failure. Reading back what its status holds uses
+//! the rules every component shares (`ferrolb_api::ingress_ips` and its neighbours).
 
 use std::net::IpAddr;
 
 use ferrolb_api::k8s::{ResourceExt, Service};
-use ferrolb_api::{ADDRESS_POOL_KEYS, ALLOCATED_FROM_POOL, ALLOW_SHARED_IP_KEYS, LOAD_BALANCER_IPS_KEYS};
+use ferrolb_api::{ADDRESS_POOL_KEYS, ALLOW_SHARED_IP_KEYS, LOAD_BALANCER_IPS_KEYS, local_traffic_policy};
 use ferrolb_ipam::{
     AllocError, Family, FamilyPolicy, Labels, PoolName, PortKey, Protocol, Request, ServiceKey, SharingKey,
 };
@@ -79,8 +80,8 @@ pub fn request_from_service(service: &Service, namespace_labels: &Labels) -> Res
             PortKey { protocol, port: u16::try_from(p.port).unwrap_or_default() }
         })
         .collect();
-    let local_selector = (spec.external_traffic_policy.as_deref() == Some("Local"))
-        .then(|| spec.selector.clone().unwrap_or_default().into_iter().collect());
+    let local_selector =
+        local_traffic_policy(service).then(|| spec.selector.clone().unwrap_or_default().into_iter().collect());
 
     Ok(Request {
         service: key_of(service),
@@ -93,33 +94,6 @@ pub fn request_from_service(service: &Service, namespace_labels: &Labels) -> Res
         ports,
         local_selector,
     })
-}
-
-/// The addresses in the Service's `status.loadBalancer.ingress` (hostnames and junk are skipped).
-pub fn status_ips(service: &Service) -> Vec<IpAddr> {
-    service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ingress| ingress.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// The `ipMode` values in status, in order (to notice a mode change).
-pub fn status_ip_modes(service: &Service) -> Vec<Option<String>> {
-    service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ingress| ingress.iter().map(|i| i.ip_mode.clone()).collect())
-        .unwrap_or_default()
-}
-
-/// The pools recorded on the Service by the controller (`ferrolb.io/ip-allocated-from-pool`), comma separated.
-pub fn recorded_pools(service: &Service) -> Option<&str> {
-    service.metadata.annotations.as_ref()?.get(ALLOCATED_FROM_POOL).map(String::as_str)
 }
 
 #[cfg(test)]

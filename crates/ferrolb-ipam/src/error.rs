@@ -44,6 +44,18 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    /// A static label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ParseError::Syntax { .. } => "syntax",
+            ParseError::HostBitsSet { .. } => "host_bits_set",
+            ParseError::MixedFamilies { .. } => "mixed_families",
+            ParseError::StartAfterEnd { .. } => "start_after_end",
+        }
+    }
+}
+
 /// Why an allocation request cannot be met. The Service stays pending until something changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::desired::{Advertisement, EXCLUDE_LABEL, NodeInfo};
+use crate::events::Reason;
 use crate::membership::View;
 
 /// How long an expected node must be missing before it is reported (a restart takes a few seconds).
@@ -68,17 +69,12 @@ impl Notice {
     }
 
     /// The Event reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Notice::Absent { .. } => REASON_ABSENT,
-            Notice::Joined { .. } => REASON_JOINED,
-            Notice::NotExpected { .. } => REASON_NOT_EXPECTED,
+            Notice::Absent { .. } => Reason::SpeakerNotInMembership,
+            Notice::Joined { .. } => Reason::SpeakerJoinedMembership,
+            Notice::NotExpected { .. } => Reason::SpeakerNoLongerExpected,
         }
-    }
-
-    /// Whether the Event is a Warning.
-    pub fn warning(&self) -> bool {
-        matches!(self, Notice::Absent { .. })
     }
 
     /// The Event note, as written by speaker `reporter` whose membership listens on UDP `port`.

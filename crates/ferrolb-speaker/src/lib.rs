@@ -1,36 +1,38 @@
-//! The speaker: decides which node announces each external IP, announces it with ARP/NDP, and records who
-//! holds it.
+//! The speaker: decides which node announces each external IP, announces it, and records who holds it.
 //!
-//! [`membership`] tells which speakers are alive (authenticated SWIM over UDP, sub-second). [`election::owner`]
-//! ranks eligible live nodes by rendezvous hashing over (node name, IP), so every speaker computes the same
-//! owner from the same inputs with no round-trip, and a node leaving moves only the IPs it owned.
-//! [`desired::place`] applies eligibility (L2Advertisements, exclusion label, NetworkUnavailable, ready
-//! endpoints with [`endpoints`] damping for `externalTrafficPolicy: Local`), [`announcer::Announcer`] answers
-//! ARP/NDP for this node's share, and [`records`] keeps `L2Announcement` objects and Events for operators;
-//! [`absent`] reports, as Events on the Node, expected nodes whose speaker is not in the membership.
-//! In forward mode, [`forward`] delivers the traffic for this node's share itself (nftables or a userspace
-//! relay) instead of leaving it to kube-proxy.
+//! Each turn of its loop ([`run`]) gathers the cluster ([`observe`]), the membership's view and the host's
+//! interfaces, and calls one pure [`pass`](pass::pass): placement ([`desired::place`]: eligibility, then
+//! [`election::owner`] by rendezvous hashing over live nodes, with [`endpoints`] damping for
+//! `externalTrafficPolicy: Local`), what to forward before and after announcing, the Events ([`events`],
+//! [`absent`]) and the `L2Announcement` records ([`records`]). The loop then carries the pass out: the data
+//! path (`ferrolb-forward`) in forward mode, the [`announce::Announcer`]s ([`l2`] today), and the API writes
+//! on a task of their own ([`writer`]). [`membership`] tells which speakers are alive (authenticated SWIM over
+//! UDP, sub-second), so every speaker computes the same owner from the same inputs with no round-trip.
 //!
-//! Architecture invariant: the speaker never writes Service status (the controller does); decisions are
-//! pure functions of their inputs, kept apart from sockets and the API server.
+//! State it owns: the membership, the pass's memory (what it placed, since when, what drains), the
+//! responders' address sets. Architecture invariants: the speaker never writes Service status (the
+//! controller does); it never decides from an `L2Announcement` (records only report); it never puts an
+//! external IP on a host interface; decisions are pure functions of their inputs, kept apart from sockets
+//! and the API server.
 
 pub mod absent;
-pub mod announcer;
-mod bpf;
+pub mod announce;
+mod config;
 pub mod desired;
 pub mod election;
 pub mod endpoints;
-pub mod forward;
+mod error;
+pub mod events;
+pub mod l2;
 pub mod membership;
 pub mod metrics;
-mod multicast;
-mod netlink;
 mod observe;
+pub mod pass;
 pub mod records;
-mod responder;
 mod run;
 mod writer;
 
+pub use config::{MembershipOptions, SpeakerConfig};
+pub use error::{Error, Result};
 pub use metrics::Metrics;
-
-pub use run::{Error, MembershipOptions, SpeakerConfig, run};
+pub use run::run;

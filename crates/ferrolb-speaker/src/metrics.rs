@@ -1,15 +1,11 @@
-//! The speaker's Prometheus metrics, registered once under the `ferrolb_speaker_` prefix.
+//! The speaker's Prometheus metrics, registered once under the `ferrolb_speaker_` prefix (forward mode's,
+//! from `ferrolb-forward`, under the same prefix).
 
-use std::sync::Arc;
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-
-use crate::forward::userspace::Stats;
 
 /// `arp` or `ndp`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -23,13 +19,6 @@ pub struct ProtocolLabels {
 pub struct ReasonLabels {
     /// The reason.
     pub reason: &'static str,
-}
-
-/// `kernel` or `userspace`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct PathLabels {
-    /// The data path.
-    pub path: &'static str,
 }
 
 /// `up` or `down`.
@@ -64,53 +53,15 @@ pub struct Metrics {
     /// Frames the responders read from their packet sockets (what the kernel's BPF filter let through).
     pub frames_read: Counter,
 
-    /// Service ports this node forwards in forward mode, by data path.
-    pub forwarded_ports: Family<PathLabels, Gauge>,
-    /// Data-path updates that failed (retried a second later).
-    pub forward_errors: Counter,
-    /// The userspace relay's own counters, read at scrape time.
-    pub relay: Arc<Stats>,
-}
-
-/// Exposes the relay's atomics at scrape time, so they never go stale between passes of the loop.
-#[derive(Debug)]
-struct RelayCollector(Arc<Stats>);
-
-impl Collector for RelayCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let s = self.0.snapshot();
-        let gauges = [
-            ("relay_tcp_connections", "TCP connections the userspace relay carries now", s.tcp_active),
-            ("relay_udp_flows", "UDP flows the userspace relay holds now", s.udp_flows_active),
-        ];
-        for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        let counters = [
-            ("relay_tcp_connections_accepted", "TCP connections the userspace relay accepted", s.tcp_total),
-            ("relay_udp_flows_opened", "UDP flows the userspace relay opened", s.udp_flows_total),
-            ("relay_udp_flows_evicted", "UDP flows closed early because the flow table was full", s.udp_flows_evicted),
-            (
-                "relay_refused_over_limit",
-                "Connections refused because the relay was at its limit",
-                s.refused_over_limit,
-            ),
-            ("relay_errors", "Relayed connections or datagrams that ended in an error", s.relay_errors),
-        ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
-        }
-        Ok(())
-    }
+    /// Forward mode's data plane.
+    pub forward: ferrolb_forward::Metrics,
 }
 
 impl Metrics {
     /// Creates the metrics and registers them in `registry` under `ferrolb_speaker_`.
     pub fn register(registry: &mut Registry) -> Metrics {
-        let metrics = Metrics::default();
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        let metrics = Metrics { forward: ferrolb_forward::Metrics::register(r), ..Metrics::default() };
         r.register("owned_ips", "External IPs this node announces", metrics.owned_ips.clone());
         r.register("requests_seen", "ARP requests and neighbour solicitations seen", metrics.requests_seen.clone());
         r.register("requests_answered", "Requests answered for owned IPs", metrics.requests_answered.clone());
@@ -137,13 +88,6 @@ impl Metrics {
             "Frames the responders read from their filtered packet sockets",
             metrics.frames_read.clone(),
         );
-        r.register(
-            "forwarded_ports",
-            "Service ports this node forwards in forward mode, by data path",
-            metrics.forwarded_ports.clone(),
-        );
-        r.register("forward_errors", "Forwarding updates that failed (retried)", metrics.forward_errors.clone());
-        r.register_collector(Box::new(RelayCollector(metrics.relay.clone())));
         metrics
     }
 }

@@ -1,72 +1,166 @@
-//! Turns the watched Kubernetes objects into the plain inputs of placement ([`crate::desired`]) and of the
-//! endpoint tracker: which external IPs exist, which nodes and advertisements there are, where endpoints are
-//! ready. Kept apart from the loop in [`crate::run`] so the loop reads as decisions, not field access.
+//! The speaker's watch edge: the reflector stores it keeps ([`Stores`]), and the conversion of what they hold
+//! into the plain inputs of a pass ([`Snapshot`]): which external IPs exist, which nodes, advertisements and
+//! endpoints there are, and in forward mode what [`ferrolb_forward::plan`] reads. Below this module nothing
+//! reads a Kubernetes object's fields.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use futures::StreamExt;
+use ipnet::IpNet;
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, Store, store::WriterDropped};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use ferrolb_api::k8s::k8s_openapi::api::discovery::v1::EndpointSlice;
-use ferrolb_api::k8s::{Node, ResourceExt, Service};
-use ferrolb_api::{ALLOCATED_FROM_POOL, L2Advertisement, handles_service, selector_from_k8s};
+use ferrolb_api::k8s::{EndpointSlice, Node, ResourceExt, Service};
+use ferrolb_api::{
+    IPAddressPool, L2Advertisement, L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating,
+    handles_service, ingress_ips, local_traffic_policy, recorded_pools, selector_from_k8s, service_key,
+    slice_service_key,
+};
+use ferrolb_forward::{Protocol, plan};
+use ferrolb_runtime::{Tasks, watch_into};
 
+use crate::config::SpeakerConfig;
 use crate::desired::{Advertisement, ExternalIp, NodeInfo};
 use crate::endpoints::Observed;
-use crate::run::SpeakerConfig;
+use crate::records::ServiceRef;
 
-/// A reflector store for `K` and the stream that keeps it filled; every change wakes `notify`. Watch errors
-/// are logged and retried with backoff, so the store keeps its last state while the API server is away.
-pub(crate) fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl futures::Stream<Item = ()>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()),
-    )
-    .map(move |event| {
-        if let Err(e) = event {
-            warn!(error = %e, "watch error; retrying with backoff");
+/// The reflector stores the speaker reads, filled by one supervised task.
+pub(crate) struct Stores {
+    services: Store<Service>,
+    nodes: Store<Node>,
+    pools: Store<IPAddressPool>,
+    advertisements: Store<L2Advertisement>,
+    slices: Store<EndpointSlice>,
+    records: Store<L2Announcement>,
+}
+
+impl Stores {
+    /// Starts every watch as the task `watches` in `tasks`; each change wakes `notify`.
+    pub(crate) fn start(client: &kube::Client, notify: &Arc<Notify>, tasks: &mut Tasks) -> Stores {
+        let (services, s1) = watch_into(Api::<Service>::all(client.clone()), notify.clone());
+        let (nodes, s2) = watch_into(Api::<Node>::all(client.clone()), notify.clone());
+        let (pools, s3) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
+        let (advertisements, s4) = watch_into(Api::<L2Advertisement>::all(client.clone()), notify.clone());
+        let (slices, s5) = watch_into(Api::<EndpointSlice>::all(client.clone()), notify.clone());
+        let (records, s6) = watch_into(Api::<L2Announcement>::all(client.clone()), notify.clone());
+        tasks.spawn("watches", async move {
+            tokio::join!(
+                s1.collect::<()>(),
+                s2.collect::<()>(),
+                s3.collect::<()>(),
+                s4.collect::<()>(),
+                s5.collect::<()>(),
+                s6.collect::<()>()
+            );
+        });
+        Stores { services, nodes, pools, advertisements, slices, records }
+    }
+
+    /// Waits until every store holds its first full list.
+    pub(crate) async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
+        tokio::try_join!(
+            self.services.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.pools.wait_until_ready(),
+            self.advertisements.wait_until_ready(),
+            self.slices.wait_until_ready(),
+            self.records.wait_until_ready()
+        )
+        .map(|_| ())
+    }
+
+    /// The first InternalIP of Node `name`, where its speaker listens for membership datagrams.
+    pub(crate) fn node_address(&self, name: &str) -> Option<IpAddr> {
+        self.nodes.get(&reflector::ObjectRef::new(name)).and_then(|n| node_address(&n))
+    }
+
+    /// Everything a pass reads, converted.
+    pub(crate) fn snapshot(&self, config: &SpeakerConfig) -> Snapshot {
+        let services = self.services.state();
+        let handled: Vec<&Arc<Service>> = services
+            .iter()
+            .filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed))
+            .collect();
+        let slices = self.slices.state();
+        let nodes = self.nodes.state();
+        let port = config.membership.port;
+        let forwarding = config.forward.is_some().then(|| Forwarding {
+            services: handled.iter().filter_map(|s| forward_service(s)).collect(),
+            slices: slices.iter().filter_map(|s| forward_slice(s)).collect(),
+        });
+        Snapshot {
+            ips: external_ips(&handled),
+            nodes: nodes.iter().map(|n| node_info(n)).collect(),
+            advertisements: self.advertisements.state().iter().filter_map(|a| advertisement(a)).collect(),
+            pool_labels: self
+                .pools
+                .state()
+                .iter()
+                .map(|p| (p.name_any(), p.labels().clone().into_iter().collect()))
+                .collect(),
+            endpoints: observed_endpoints(&handled, &slices),
+            peers: nodes.iter().filter_map(|n| Some((n.name_any(), SocketAddr::new(node_address(n)?, port)))).collect(),
+            services: services.iter().map(|s| (service_key(s), service_ref(s))).collect(),
+            records: self.records.state(),
+            own_addresses: nodes
+                .iter()
+                .find(|n| n.name_any() == config.node_name)
+                .map(|n| internal_addresses(n))
+                .unwrap_or_default(),
+            forwarding,
         }
-        notify.notify_one();
-    });
-    (store, stream)
+    }
 }
 
-/// `namespace/name`, the key Services are known by in placement and records.
-pub(crate) fn service_key(svc: &Service) -> String {
-    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+/// What forward mode reads, converted.
+#[derive(Debug, Default)]
+pub(crate) struct Forwarding {
+    /// The handled Services.
+    pub(crate) services: Vec<plan::Service>,
+    /// Every EndpointSlice of an address family.
+    pub(crate) slices: Vec<plan::Slice>,
 }
 
-/// The Services this speaker handles (loadBalancerClass).
-pub(crate) fn handled<'a>(
-    services: &'a [Arc<Service>],
-    config: &'a SpeakerConfig,
-) -> impl Iterator<Item = &'a Arc<Service>> {
-    services.iter().filter(|s| handles_service(s, &config.load_balancer_class, config.handle_unclassed))
+/// The cluster as one pass reads it.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// Every external IP in the status of a handled Service.
+    pub(crate) ips: Vec<ExternalIp>,
+    /// Every Node.
+    pub(crate) nodes: Vec<NodeInfo>,
+    /// Every valid L2Advertisement.
+    pub(crate) advertisements: Vec<Advertisement>,
+    /// Pool labels by pool name.
+    pub(crate) pool_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per handled Service: its traffic policy and the nodes with a ready endpoint.
+    pub(crate) endpoints: BTreeMap<String, Observed>,
+    /// Every Node's membership address.
+    pub(crate) peers: BTreeMap<String, SocketAddr>,
+    /// Every Service by `namespace/name`.
+    pub(crate) services: BTreeMap<String, ServiceRef>,
+    /// Every L2Announcement.
+    pub(crate) records: Vec<Arc<L2Announcement>>,
+    /// This node's InternalIPs.
+    pub(crate) own_addresses: Vec<IpAddr>,
+    /// Forward mode's inputs (None in kube-proxy mode).
+    pub(crate) forwarding: Option<Forwarding>,
+}
+
+fn service_ref(svc: &Service) -> ServiceRef {
+    ServiceRef { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any(), uid: svc.uid() }
 }
 
 /// Every external IP in Service status, with its pool and the Services sharing it.
-pub(crate) fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) -> Vec<ExternalIp> {
+pub(crate) fn external_ips(handled: &[&Arc<Service>]) -> Vec<ExternalIp> {
     let mut by_ip: BTreeMap<IpAddr, ExternalIp> = BTreeMap::new();
-    for svc in handled(services, config) {
-        let pools: Vec<String> = svc
-            .annotations()
-            .get(ALLOCATED_FROM_POOL)
-            .map(|p| p.split(',').map(|s| s.trim().to_owned()).collect())
-            .unwrap_or_default();
-        let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
-        for (i, entry) in ingress.into_iter().flatten().enumerate() {
-            let Some(ip) = entry.ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) else { continue };
-            let pool = pools.get(i).or(pools.first()).cloned().unwrap_or_default();
+    for svc in handled {
+        let pools = recorded_pools(svc).unwrap_or_default();
+        for (i, ip) in ingress_ips(svc).into_iter().enumerate() {
+            let pool = pools.get(i).or(pools.first()).map(|p| (*p).to_owned()).unwrap_or_default();
             by_ip
                 .entry(ip)
                 .or_insert_with(|| ExternalIp { ip, pool, services: BTreeSet::new() })
@@ -79,24 +173,16 @@ pub(crate) fn external_ips(services: &[Arc<Service>], config: &SpeakerConfig) ->
 
 /// Per handled Service: its traffic policy and the nodes with a ready endpoint.
 pub(crate) fn observed_endpoints(
-    services: &[Arc<Service>],
+    handled: &[&Arc<Service>],
     slices: &[Arc<EndpointSlice>],
-    config: &SpeakerConfig,
 ) -> BTreeMap<String, Observed> {
-    let mut observed: BTreeMap<String, Observed> = handled(services, config)
-        .map(|svc| {
-            let local = svc.spec.as_ref().and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local");
-            (service_key(svc), Observed { local, ..Default::default() })
-        })
+    let mut observed: BTreeMap<String, Observed> = handled
+        .iter()
+        .map(|svc| (service_key(svc), Observed { local: local_traffic_policy(svc), ..Default::default() }))
         .collect();
     for slice in slices {
-        let Some(name) = slice.labels().get("kubernetes.io/service-name") else { continue };
-        let key = format!("{}/{}", slice.namespace().unwrap_or_default(), name);
-        let Some(entry) = observed.get_mut(&key) else { continue };
-        // An endpoint whose readiness is unknown counts as ready, as the EndpointSlice API specifies.
-        for ep in
-            slice.endpoints.iter().flatten().filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        {
+        let Some(entry) = slice_service_key(slice).and_then(|key| observed.get_mut(&key)) else { continue };
+        for ep in slice.endpoints.iter().flatten().filter(|e| endpoint_ready(e)) {
             entry.any_ready = true;
             if let Some(node) = &ep.node_name {
                 entry.ready_nodes.insert(node.clone());
@@ -145,3 +231,73 @@ pub(crate) fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
         }
     }
 }
+
+/// A handled Service as forward mode reads it.
+pub(crate) fn forward_service(svc: &Service) -> Option<plan::Service> {
+    let spec = svc.spec.as_ref()?;
+    // The API server validates the ranges; one that does not parse is dropped rather than widening access
+    // (`restricted` still says the Service is restricted).
+    let ranges = spec.load_balancer_source_ranges.as_deref().unwrap_or_default();
+    Some(plan::Service {
+        key: service_key(svc),
+        ingress: ingress_ips(svc),
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(plan::ServicePort {
+                    name: p.name.clone().unwrap_or_default(),
+                    protocol: Protocol::from_kubernetes(p.protocol.as_deref()),
+                    port: u16::try_from(p.port).ok()?,
+                    node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
+                })
+            })
+            .collect(),
+        local: local_traffic_policy(svc),
+        proxy_protocol: svc.annotations().get(PROXY_PROTOCOL).is_some_and(|v| v.trim().eq_ignore_ascii_case("v2")),
+        source_ranges: ranges.iter().filter_map(|r| r.trim().parse::<IpNet>().ok()).collect(),
+        restricted: !ranges.is_empty(),
+    })
+}
+
+/// An EndpointSlice as forward mode reads it; `None` for FQDN slices and slices of no Service.
+pub(crate) fn forward_slice(slice: &EndpointSlice) -> Option<plan::Slice> {
+    let family = match slice.address_type.as_str() {
+        "IPv4" => plan::Family::V4,
+        "IPv6" => plan::Family::V6,
+        _ => return None,
+    };
+    Some(plan::Slice {
+        service: slice_service_key(slice)?,
+        family,
+        ports: slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(plan::SlicePort {
+                    name: p.name.clone().unwrap_or_default(),
+                    protocol: Protocol::from_kubernetes(p.protocol.as_deref()),
+                    port: u16::try_from(p.port?).ok()?,
+                })
+            })
+            .collect(),
+        endpoints: slice
+            .endpoints
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                Some(plan::Endpoint {
+                    address: e.addresses.first()?.parse().ok()?,
+                    node: e.node_name.clone(),
+                    ready: endpoint_ready(e),
+                    serving_while_terminating: endpoint_serving_while_terminating(e),
+                })
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

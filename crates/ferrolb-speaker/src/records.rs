@@ -129,15 +129,6 @@ fn delete(obj: &L2Announcement) -> Write {
     Write::Delete { namespace, name, resource_version: obj.metadata.resource_version.clone() }
 }
 
-/// The Event note when this node takes `ip`; `previous` is the node the record named, with why it lost the IP.
-pub fn takeover_note(me: &str, ip: IpAddr, interfaces: &[String], previous: Option<(&str, &str)>) -> String {
-    let on = if interfaces.is_empty() { String::new() } else { format!(" on {}", interfaces.join(",")) };
-    match previous {
-        Some((node, why)) => format!("announcing {ip} from {me}{on}, took over from {node}: {why}"),
-        None => format!("announcing {ip} from {me}{on}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -236,15 +227,5 @@ mod tests {
         let case = Case::new("203.0.113.10", Placement::OtherOwner("node-3".into()));
         let old = object("203.0.113.10", "node-1", "5");
         assert_eq!(case.run(true, &[ext("203.0.113.10")], &[&old]), vec![]);
-    }
-
-    #[test]
-    fn notes_say_who_held_the_ip_and_why_it_moved() {
-        let ip: IpAddr = "203.0.113.10".parse().unwrap();
-        assert_eq!(
-            takeover_note("node-2", ip, &["eth0".into()], Some(("node-1", "node-1 left membership"))),
-            "announcing 203.0.113.10 from node-2 on eth0, took over from node-1: node-1 left membership"
-        );
-        assert_eq!(takeover_note("node-2", ip, &[], None), "announcing 203.0.113.10 from node-2");
     }
 }

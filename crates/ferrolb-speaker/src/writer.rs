@@ -1,18 +1,24 @@
-//! The speaker's API writes: `L2Announcement` records and Events. They run off the placement loop
-//! ([`crate::run`]), so a slow or absent API server never delays an announcement.
+//! The speaker's API writes: `L2Announcement` records and Events. They run in a task of their own, off the
+//! placement loop ([`crate::run`]), so a slow or absent API server never delays an announcement. Record
+//! writes are level-based (the newest batch replaces an unsent one: a later pass redoes what is still
+//! needed); Events are retried with backoff for about ten minutes, so none is lost to a short outage.
 
+use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use ferrolb_api::L2Announcement;
-use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event as K8sEvent;
 use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
-use ferrolb_api::k8s::{ObjectReference, jiff};
+use ferrolb_api::k8s::{Event as K8sEvent, ObjectReference, jiff};
 
-use crate::records::{ServiceRef, Write};
+use crate::events::{OutEvent, Regarding};
+use crate::records::Write;
 
 /// The field manager and reporting controller of everything the speaker writes.
 const FIELD_MANAGER: &str = "ferrolb-speaker";
@@ -20,22 +26,13 @@ const FIELD_MANAGER: &str = "ferrolb-speaker";
 /// How long one API write may take before it is given up (and retried or redone by a later pass).
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What an Event is about.
-#[derive(Clone)]
-pub(crate) enum Regarding {
-    Service(ServiceRef),
-    /// A Node (cluster-scoped: its Events live in `default`, as the kubelet's do).
-    Node(String),
-}
+/// How many times an Event is tried before it is dropped (with backoff, that covers about ten minutes).
+const EVENT_ATTEMPTS: u32 = 12;
+
+/// How many record writes run at once.
+const CONCURRENT_WRITES: usize = 8;
 
 impl Regarding {
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Regarding::Service(s) => &s.name,
-            Regarding::Node(name) => name,
-        }
-    }
-
     fn event_namespace(&self) -> &str {
         match self {
             Regarding::Service(s) => &s.namespace,
@@ -72,23 +69,83 @@ impl Regarding {
     }
 }
 
-/// An Event for a Service or a Node.
-#[derive(Clone)]
-pub(crate) struct OutEvent {
-    pub(crate) regarding: Regarding,
-    pub(crate) warning: bool,
-    pub(crate) reason: &'static str,
-    pub(crate) note: String,
+/// Where the placement loop hands its writes; dropping it lets the writer task finish what it holds.
+pub(crate) struct Outbox {
+    records: watch::Sender<Vec<Write>>,
+    events: mpsc::UnboundedSender<OutEvent>,
 }
 
-/// Performs the API writes off the placement loop, so a slow API server never delays an announcement.
-pub(crate) struct Writer {
-    pub(crate) client: kube::Client,
+impl Outbox {
+    /// Replaces the record writes not yet started with `writes`.
+    pub(crate) fn records(&self, writes: Vec<Write>) {
+        self.records.send_replace(writes);
+    }
+
+    /// Queues an Event.
+    pub(crate) fn event(&self, event: OutEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// The writer task of speaker `me` and the [`Outbox`] that feeds it. The task ends once the outbox is
+/// dropped and what it held is written (or given up).
+pub(crate) fn writer_task(client: kube::Client, me: String) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
+    let (records, mut records_rx) = watch::channel::<Vec<Write>>(Vec::new());
+    let (events, mut events_rx) = mpsc::unbounded_channel::<OutEvent>();
+    let writer = Writer { client };
+    let task = async move {
+        // Events that failed (an API outage): retried with backoff so none is lost to a short outage.
+        let mut retries: Vec<(Instant, OutEvent, u32)> = Vec::new();
+        loop {
+            let next_retry = retries.iter().map(|r| r.0).min();
+            let retry_due = async {
+                match next_retry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = records_rx.changed() => {
+                    if changed.is_err() { break; }
+                    let batch = records_rx.borrow_and_update().clone();
+                    futures::stream::iter(batch).for_each_concurrent(CONCURRENT_WRITES, |w| writer.write(w, &me)).await;
+                }
+                Some(event) = events_rx.recv() => {
+                    if !writer.publish(&event, &me).await {
+                        retries.push((Instant::now() + Duration::from_secs(1), event, 1));
+                    }
+                }
+                () = retry_due => {
+                    let now = Instant::now();
+                    let (due, later): (Vec<_>, Vec<_>) = retries.drain(..).partition(|r| r.0 <= now);
+                    retries = later;
+                    for (_, event, attempts) in due {
+                        if writer.publish(&event, &me).await {
+                            continue;
+                        }
+                        if attempts >= EVENT_ATTEMPTS {
+                            warn!(regarding = %event.regarding.name(), note = %event.note, "giving up on an event");
+                        } else {
+                            let backoff = Duration::from_secs(1 << attempts.min(6));
+                            retries.push((Instant::now() + backoff, event, attempts + 1));
+                        }
+                    }
+                }
+                else => break,
+            }
+        }
+    };
+    (Outbox { records, events }, task)
+}
+
+/// Performs the API writes.
+struct Writer {
+    client: kube::Client,
 }
 
 impl Writer {
     /// Applies or deletes one record; failures are logged (a later pass redoes what is still needed).
-    pub(crate) async fn write(&self, write: Write, me: &str) {
+    async fn write(&self, write: Write, me: &str) {
         match write {
             Write::Apply { owner, name, spec } => {
                 let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &owner.namespace);
@@ -133,7 +190,7 @@ impl Writer {
     /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
     /// that keeps the first note, and every takeover note here says something new.
     /// Returns whether the Event was created.
-    pub(crate) async fn publish(&self, event: &OutEvent, me: &str) -> bool {
+    async fn publish(&self, event: &OutEvent, me: &str) -> bool {
         let now = jiff::Timestamp::now();
         let (name, namespace) = (event.regarding.name(), event.regarding.event_namespace());
         let ev = K8sEvent {
@@ -144,9 +201,9 @@ impl Writer {
             },
             event_time: Some(MicroTime(now)),
             action: Some(event.regarding.action().to_owned()),
-            reason: Some(event.reason.to_owned()),
+            reason: Some(event.reason.as_str().to_owned()),
             note: Some(event.note.clone()),
-            type_: Some(if event.warning { "Warning" } else { "Normal" }.to_owned()),
+            type_: Some(if event.reason.warning() { "Warning" } else { "Normal" }.to_owned()),
             regarding: Some(event.regarding.reference()),
             reporting_controller: Some(FIELD_MANAGER.to_owned()),
             reporting_instance: Some(format!("{FIELD_MANAGER}-{me}")),

@@ -22,7 +22,9 @@ async fn start(i: usize, all: &BTreeMap<String, SocketAddr>, key: &[u8], metrics
     let node = format!("node-{i}");
     let settings =
         MembershipSettings { node: node.clone(), advertise: all[&node], key: MembershipKey::from_bytes(key).unwrap() };
-    Membership::start(settings, all.clone(), metrics).await.unwrap()
+    let (membership, task) = Membership::start(settings, all.clone(), metrics).await.unwrap();
+    tokio::spawn(task);
+    membership
 }
 
 async fn wait_view(view: &mut watch::Receiver<View>, what: &str, ok: impl Fn(&View) -> bool) -> View {

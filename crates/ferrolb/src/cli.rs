@@ -64,12 +64,13 @@ pub struct SpeakerArgs {
     pub membership_key_file: PathBuf,
     /// UDP port of the membership protocol, the same on every node (MetalLB uses 7946; this default differs
     /// so both can run during a migration).
-    #[arg(long, default_value_t = ferrolb_speaker::membership::DEFAULT_PORT, env = "FERROLB_MEMBERSHIP_PORT")]
+    #[arg(long, default_value_t = ferrolb_speaker::membership::DEFAULT_PORT, env = "FERROLB_MEMBERSHIP_PORT",
+          value_parser = parse_port)]
     pub membership_port: u16,
-    /// Re-send the gratuitous ARP / unsolicited NA for every owned IP every N seconds (0: only when taking
-    /// an IP).
-    #[arg(long, default_value_t = 0, env = "FERROLB_REANNOUNCE_INTERVAL")]
-    pub reannounce_interval: u64,
+    /// Re-send the gratuitous ARP / unsolicited NA for every owned IP at this interval, e.g. 30s (a bare
+    /// number is seconds; 0: only when taking an IP).
+    #[arg(long, default_value = "0", env = "FERROLB_REANNOUNCE_INTERVAL", value_parser = crate::duration::parse)]
+    pub reannounce_interval: Duration,
     /// The address other speakers reach this one on; default: the Node's first InternalIP.
     #[arg(long, env = "FERROLB_MEMBERSHIP_ADDRESS")]
     pub membership_address: Option<std::net::IpAddr>,
@@ -175,22 +176,20 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease; default: the host name plus the process id.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How long a Lease is valid without renewal; a new leader takes over after at most this long.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    /// How long a Lease is valid without renewal, in whole seconds; a new leader takes over after at most
+    /// this long.
+    #[arg(long, default_value = "15s", value_parser = crate::duration::parse_lease)]
     pub lease_duration: Duration,
     /// Who delivers traffic for the external IPs: sets `ipMode` (VIP or Proxy) on every address.
     #[arg(long, value_enum, default_value = "kube-proxy", env = "FERROLB_MODE")]
     pub mode: Mode,
 }
 
-/// Parses `15s`, `500ms`, `2m` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 15s, 500ms or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?} has an unknown unit; use ms, s or m")),
+/// A UDP or TCP port every peer must know: 0 (any free port) would be a different one on every node.
+fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) => Err("port 0 would pick a random port, which the other speakers cannot know; give 1-65535".to_owned()),
+        Ok(port) => Ok(port),
+        Err(_) => Err(format!("{text:?} is not a port number (1-65535)")),
     }
 }

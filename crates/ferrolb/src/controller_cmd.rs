@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ferrolb_controller::{Config, Health, IpMode, Metrics};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -13,23 +12,9 @@ use tracing::info;
 
 use crate::cli::ControllerArgs;
 
-/// Builds a client from `--kubeconfig`, else in-cluster config, else `KUBECONFIG` / `~/.kube/config`.
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("finding cluster configuration (in-cluster, KUBECONFIG, ~/.kube/config)")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
 /// Runs the subcommand.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
@@ -56,29 +41,25 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let (alive, ready) = (health.clone(), health.clone());
     let probes =
         crate::server::Probes { alive: Arc::new(move || alive.is_alive()), ready: Arc::new(move || ready.is_ready()) };
-    let server = tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
-    let controller = tokio::spawn(ferrolb_controller::run(client, config, metrics, health, stop_rx));
+    let mut server =
+        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
+    let mut controller = tokio::spawn(ferrolb_controller::run(client, config, metrics, health, stop_rx));
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut server = server;
-    let mut controller = controller;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => info!("interrupted: shutting down"),
-        r = &mut server => return Err(flatten(r).context("metrics server stopped").err().unwrap_or_else(|| anyhow::anyhow!("metrics server stopped"))),
-        r = &mut controller => return flatten_controller(r),
+        r = &mut server => {
+            // Stop writing (and release the Lease) before failing.
+            let _ = stop_tx.send(true);
+            let _ = controller.await;
+            return crate::tasks::ended("metrics server", r);
+        }
+        r = &mut controller => return crate::tasks::ended("controller", r),
     }
     let _ = stop_tx.send(true);
-    flatten_controller(controller.await)?;
-    flatten(server.await)?;
+    crate::tasks::finished("controller", controller.await)?;
+    crate::tasks::finished("metrics server", server.await)?;
     info!("stopped");
     Ok(())
-}
-
-fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    r.context("task panicked")?
-}
-
-fn flatten_controller(r: Result<ferrolb_controller::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    r.context("controller task panicked")?.context("controller failed")
 }

@@ -11,11 +11,13 @@
 mod cli;
 mod controller_cmd;
 mod crds_cmd;
+mod duration;
 mod migrate;
 mod migrate_cmd;
 mod server;
 mod speaker_cmd;
 mod status_cmd;
+mod tasks;
 mod telemetry;
 
 use clap::Parser;

@@ -126,7 +126,7 @@ pub enum Reason {
     DuplicateName(&'static str),
     /// A label selector ferrolb cannot evaluate.
     #[error("selector: {0}")]
-    InvalidSelector(String),
+    InvalidSelector(#[source] ferrolb_api::SelectorError),
 }
 
 impl fmt::Display for Problem {

@@ -1,11 +1,13 @@
 //! `ferrolb speaker`: runs the speaker on this node until SIGTERM or Ctrl-C, then leaves the membership and
-//! stops answering.
+//! stops answering. The speaker's loop and the metrics server are both supervised: if either ends on its
+//! own, the process exits non-zero and says which.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use ferrolb_speaker::announcer::InterfacePolicy;
+use ferrolb_forward::dataplane::{ForwardOptions, ForwardPath};
+use ferrolb_runtime::Health;
+use ferrolb_speaker::l2::InterfacePolicy;
 use ferrolb_speaker::membership::MembershipKey;
 use ferrolb_speaker::{MembershipOptions, SpeakerConfig};
 use prometheus_client::registry::Registry;
@@ -14,7 +16,6 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::cli::{ForwardPathArg, Mode, SpeakerArgs};
-use ferrolb_speaker::forward::dataplane::{ForwardOptions, ForwardPath};
 
 fn read_key(path: &std::path::Path) -> anyhow::Result<MembershipKey> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the membership key from {}", path.display()))?;
@@ -23,7 +24,7 @@ fn read_key(path: &std::path::Path) -> anyhow::Result<MembershipKey> {
 
 /// Runs the subcommand.
 pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
-    let client = crate::controller_cmd::client(args.kubeconfig.as_deref()).await?;
+    let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let config = SpeakerConfig {
         node_name: args.node_name.clone(),
         load_balancer_class: args.load_balancer_class.clone(),
@@ -34,8 +35,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             key: read_key(&args.membership_key_file)?,
             address: args.membership_address,
         },
-        reannounce_every: (args.reannounce_interval > 0)
-            .then(|| std::time::Duration::from_secs(args.reannounce_interval)),
+        reannounce_every: (!args.reannounce_interval.is_zero()).then_some(args.reannounce_interval),
         forward: (args.mode == Mode::Forward).then_some(ForwardOptions {
             path: match args.forward_path {
                 ForwardPathArg::Auto => ForwardPath::Auto,
@@ -48,23 +48,28 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut registry = Registry::default();
     let metrics = ferrolb_speaker::Metrics::register(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    let ready_probe = ready.clone();
-    let probes = crate::server::Probes {
-        alive: Arc::new(|| true),
-        ready: Arc::new(move || ready_probe.load(Ordering::Relaxed)),
-    };
-    let server = tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
-    let mut speaker = tokio::spawn(ferrolb_speaker::run(client, config, metrics, ready, stop_rx));
+    let health = Arc::new(Health::default());
+    let (alive, ready) = (health.clone(), health.clone());
+    let probes =
+        crate::server::Probes { alive: Arc::new(move || alive.is_alive()), ready: Arc::new(move || ready.is_ready()) };
+    let mut server =
+        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
+    let mut speaker = tokio::spawn(ferrolb_speaker::run(client, config, metrics, health, stop_rx));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => info!("interrupted: shutting down"),
-        r = &mut speaker => return r.context("speaker task panicked")?.context("speaker failed"),
+        r = &mut speaker => return crate::tasks::ended("speaker", r),
+        r = &mut server => {
+            // The speaker must not go on unobservable: stop it cleanly (leave, withdraw), then fail.
+            let _ = stop_tx.send(true);
+            let _ = speaker.await;
+            return crate::tasks::ended("metrics server", r);
+        }
     }
     let _ = stop_tx.send(true);
-    speaker.await.context("speaker task panicked")?.context("speaker failed")?;
-    server.await.context("metrics server panicked")??;
+    crate::tasks::finished("speaker", speaker.await)?;
+    crate::tasks::finished("metrics server", server.await)?;
     info!("stopped");
     Ok(())
 }

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use ferrolb_api::k8s::jiff;
-use ferrolb_api::k8s::k8s_openapi::api::events::v1::Event;
+use ferrolb_api::k8s::{Event, jiff};
 use ferrolb_api::k8s::{ResourceExt, Service};
-use ferrolb_api::{CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service};
+use ferrolb_api::{
+    CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service, ingress_ips, namespaced_key, service_key,
+};
 use ferrolb_speaker::absent::{REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED, REPEAT};
 use kube::Api;
 use kube::api::ListParams;
@@ -204,10 +205,9 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
     let mut latest: BTreeMap<String, (&Event, Option<jiff::Timestamp>)> = BTreeMap::new();
     for ev in warnings {
         let Some(regarding) = ev.regarding.as_ref().filter(|r| r.kind.as_deref() == Some("Service")) else { continue };
-        let key = format!(
-            "{}/{}",
-            regarding.namespace.clone().unwrap_or_default(),
-            regarding.name.clone().unwrap_or_default()
+        let key = namespaced_key(
+            regarding.namespace.as_deref().unwrap_or_default(),
+            regarding.name.as_deref().unwrap_or_default(),
         );
         let when = event_time(ev);
         if latest.get(&key).is_none_or(|(_, w)| *w < when) {
@@ -219,16 +219,11 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
         if !handles_service(svc, class, unclassed) {
             continue;
         }
-        let key = format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
-        let ips: Vec<(String, Option<String>)> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|l| l.ingress.as_ref())
+        let key = service_key(svc);
+        let ips: Vec<(String, Option<String>)> = ingress_ips(svc)
             .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.clone())
             .map(|ip| {
+                let ip = ip.to_string();
                 let owner = owners.get(ip.as_str()).map(|n| (*n).to_owned());
                 (ip, owner)
             })
@@ -251,7 +246,7 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
 
 /// Runs the subcommand.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let client = crate::controller_cmd::client(args.kubeconfig.as_deref()).await?;
+    let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let lp = ListParams::default();
     let pools = Api::<IPAddressPool>::all(client.clone()).list(&lp).await.context("listing IPAddressPools")?;
     let services = Api::<Service>::all(client.clone()).list(&lp).await.context("listing Services")?;

@@ -39,6 +39,15 @@ pub enum KeyError {
     TooShort(usize),
 }
 
+impl KeyError {
+    /// A static label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            KeyError::TooShort(_) => "key_too_short",
+        }
+    }
+}
+
 impl MembershipKey {
     /// A key from the Secret's bytes; surrounding whitespace (a trailing newline in a file) is ignored.
     pub fn from_bytes(bytes: &[u8]) -> Result<MembershipKey, KeyError> {

@@ -16,6 +16,7 @@
 pub mod envelope;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -132,6 +133,15 @@ pub enum MembershipError {
     },
 }
 
+impl MembershipError {
+    /// A static label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MembershipError::Bind { .. } => "membership_bind",
+        }
+    }
+}
+
 enum Command {
     Peers(BTreeMap<String, SocketAddr>),
     Leave(oneshot::Sender<()>),
@@ -148,12 +158,16 @@ fn now_ms() -> u64 {
 }
 
 impl Membership {
-    /// Binds the socket and joins the cluster through `peers` (node name to membership address).
+    /// Binds the socket and joins the cluster through `peers` (node name to membership address). Returns
+    /// the handle and the task that runs the protocol: spawn it supervised; it ends only after [`leave`]
+    /// or once every handle is dropped.
+    ///
+    /// [`leave`]: Membership::leave
     pub async fn start(
         settings: MembershipSettings,
         peers: BTreeMap<String, SocketAddr>,
         metrics: Metrics,
-    ) -> Result<Membership, MembershipError> {
+    ) -> Result<(Membership, impl Future<Output = ()> + Send + 'static), MembershipError> {
         let bind: SocketAddr = match settings.advertise {
             SocketAddr::V4(a) => (std::net::Ipv4Addr::UNSPECIFIED, a.port()).into(),
             SocketAddr::V6(a) => (std::net::Ipv6Addr::UNSPECIFIED, a.port()).into(),
@@ -180,8 +194,7 @@ impl Membership {
             metrics,
             timers: mpsc::unbounded_channel(),
         };
-        tokio::spawn(task.run(rx));
-        Ok(Membership { view, commands })
+        Ok((Membership { view, commands }, task.run(rx)))
     }
 
     /// The live view; changes wake the receiver.

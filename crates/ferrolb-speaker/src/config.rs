@@ -1,0 +1,39 @@
+//! What the speaker is told at start.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ferrolb_forward::dataplane::ForwardOptions;
+
+use crate::l2::InterfacePolicy;
+use crate::membership::MembershipKey;
+
+/// How this speaker joins the membership.
+#[derive(Debug, Clone)]
+pub struct MembershipOptions {
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// The shared key.
+    pub key: MembershipKey,
+    /// The address peers reach this node on; default: the Node's first InternalIP.
+    pub address: Option<IpAddr>,
+}
+
+/// Speaker configuration. No `Default`: every caller states what it wants.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    /// This node's name.
+    pub node_name: String,
+    /// The loadBalancerClass handled.
+    pub load_balancer_class: String,
+    /// Whether Services without a class are handled.
+    pub handle_unclassed: bool,
+    /// Interfaces never used.
+    pub interfaces: InterfacePolicy,
+    /// Membership settings.
+    pub membership: MembershipOptions,
+    /// Send the gratuitous announcements for every owned IP again at this interval (None: only on taking).
+    pub reannounce_every: Option<Duration>,
+    /// Forward mode (None: kube-proxy delivers the traffic and the speaker only announces).
+    pub forward: Option<ForwardOptions>,
+}

@@ -1,0 +1,187 @@
+//! The layer 2 announcer: carries out an [`L2Order`] with one [`Responder`] per interface in use, gratuitous
+//! announcements for what is new, and solicited-node groups for owned IPv6 addresses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use ferrolb_packet::{GratuitousForm, Mac, gratuitous_arp, neighbor_advertisement};
+use tracing::{info, warn};
+
+use super::links::Link;
+use super::multicast::Memberships;
+use super::responder::{Responder, Sender};
+use crate::announce::Announcer;
+use crate::metrics::{Metrics, ProtocolLabels};
+
+/// Delays of the repeated announcements after taking an IP: spread over more than a second so Linux
+/// neighbours inside their `locktime` (1 s) accept at least one.
+const ANNOUNCE_AT: [Duration; 3] = [Duration::ZERO, Duration::from_millis(500), Duration::from_millis(1100)];
+
+/// What one pass asks of layer 2: the interfaces this node may announce on (read at the start of the pass),
+/// and each IP this node announces with the names of the interfaces it goes out on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Order {
+    /// The interfaces read for this pass.
+    pub links: Vec<Link>,
+    /// Each announced IP and its interfaces (empty: no eligible interface, so it is not answered).
+    pub ips: BTreeMap<IpAddr, Vec<String>>,
+}
+
+/// Answers ARP/NDP for the IPs of the last [`L2Order`]; see the module doc.
+pub struct L2Announcer {
+    responders: HashMap<String, Responder>,
+    /// The IPs announced on each interface, as last ordered.
+    announced: BTreeMap<String, BTreeSet<IpAddr>>,
+    multicast: Memberships,
+    metrics: Metrics,
+}
+
+impl L2Announcer {
+    /// An announcer with nothing to announce.
+    pub fn new(metrics: Metrics) -> L2Announcer {
+        L2Announcer {
+            responders: HashMap::new(),
+            announced: BTreeMap::new(),
+            multicast: Memberships::default(),
+            metrics,
+        }
+    }
+
+    /// Stops responders whose interface is unused, gone or re-created, and opens the missing ones. Returns
+    /// the interfaces whose responder was opened now.
+    fn update_responders(&mut self, used: &BTreeSet<&str>, links: &[Link]) -> BTreeSet<String> {
+        self.responders.retain(|name, r| {
+            let current = links.iter().find(|l| l.name == *name).map(|l| l.index);
+            let keep = used.contains(name.as_str()) && current == Some(r.ifindex);
+            if !keep {
+                info!(interface = %name, reason = match current {
+                    None => "gone",
+                    Some(i) if i != r.ifindex => "re-created",
+                    Some(_) => "unused",
+                }, "stopping the responder");
+            }
+            keep
+        });
+        let mut opened = BTreeSet::new();
+        for name in used {
+            if self.responders.contains_key(*name) {
+                continue;
+            }
+            let Some(link) = links.iter().find(|l| l.name == *name) else { continue };
+            match Responder::start(link, self.metrics.clone()) {
+                Ok(r) => {
+                    info!(interface = %name, ifindex = r.ifindex, "responder started");
+                    self.responders.insert((*name).to_owned(), r);
+                    opened.insert((*name).to_owned());
+                }
+                Err(e) => warn!(interface = %name, error = %e, reason = e.label(), "cannot start a responder"),
+            }
+        }
+        opened
+    }
+}
+
+impl Announcer for L2Announcer {
+    type Order = L2Order;
+
+    /// Answers for exactly the order's IPs on their interfaces from now on; announces what is new, and
+    /// everything on a responder just (re-)opened: a re-created interface may have a new MAC that neighbours
+    /// must learn.
+    fn announce(&mut self, order: &L2Order) {
+        let mut wanted: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+        for (ip, names) in &order.ips {
+            if names.is_empty() {
+                warn!(%ip, "no eligible interface to announce on");
+            }
+            for name in names {
+                wanted.entry(name.clone()).or_default().insert(*ip);
+            }
+        }
+        let used: BTreeSet<&str> = wanted.keys().map(String::as_str).collect();
+        let opened = self.update_responders(&used, &order.links);
+        for link in &order.links {
+            self.multicast.relink(&link.name, link.index);
+        }
+        for (name, responder) in &self.responders {
+            let addresses: HashSet<IpAddr> = wanted.get(name).into_iter().flatten().copied().collect();
+            responder.answer_for(addresses);
+        }
+        let none = BTreeSet::new();
+        for (name, before) in &self.announced {
+            for ip in before.difference(wanted.get(name).unwrap_or(&none)) {
+                info!(%ip, interface = %name, "stopped announcing");
+                if let IpAddr::V6(v6) = ip {
+                    self.multicast.release(name, *v6);
+                }
+            }
+        }
+        for (name, now) in &wanted {
+            let before = self.announced.get(name).unwrap_or(&none);
+            let ifindex = order.links.iter().find(|l| l.name == *name).map(|l| l.index);
+            let responder = self.responders.get(name);
+            for ip in now {
+                let added = !before.contains(ip);
+                if added {
+                    info!(%ip, interface = %name, "announcing");
+                    if let (IpAddr::V6(v6), Some(ifindex)) = (ip, ifindex) {
+                        self.multicast.take(name, ifindex, *v6);
+                    }
+                }
+                if let (true, Some(r)) = (added || opened.contains(name), responder) {
+                    announce(r.mac, *ip, r.tx.clone(), self.metrics.clone());
+                }
+            }
+        }
+        self.announced = wanted;
+    }
+
+    /// Sends the gratuitous announcements again for every announced IP (the optional periodic
+    /// re-announcement, for neighbours that dropped or never learnt the entry).
+    fn refresh(&mut self) {
+        for (name, ips) in &self.announced {
+            let Some(r) = self.responders.get(name) else { continue };
+            for ip in ips {
+                announce(r.mac, *ip, r.tx.clone(), self.metrics.clone());
+            }
+        }
+    }
+
+    /// Stops answering for everything and leaves every multicast group (graceful shutdown).
+    fn withdraw_all(&mut self) {
+        self.responders.clear();
+        self.announced.clear();
+        self.multicast = Memberships::default();
+    }
+
+    fn failed(&self) -> Option<String> {
+        self.responders.iter().find(|(_, r)| r.died()).map(|(name, _)| format!("the responder on {name} stopped"))
+    }
+}
+
+/// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second.
+fn announce(mac: Mac, ip: IpAddr, tx: Sender, metrics: Metrics) {
+    let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
+    let frames: Vec<Vec<u8>> = match ip {
+        IpAddr::V4(v4) => {
+            vec![gratuitous_arp(mac, v4, GratuitousForm::Request), gratuitous_arp(mac, v4, GratuitousForm::Reply)]
+        }
+        IpAddr::V6(v6) => vec![neighbor_advertisement(mac, v6, None)],
+    };
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for at in ANNOUNCE_AT {
+            tokio::time::sleep_until(start + at).await;
+            let mut sender = tx.lock().unwrap_or_else(PoisonError::into_inner);
+            for frame in &frames {
+                match sender.send_to(frame, None) {
+                    Some(Err(e)) => warn!(%ip, error = %e, "sending an announcement failed"),
+                    _ => {
+                        metrics.gratuitous_sent.get_or_create(&protocol).inc();
+                    }
+                }
+            }
+        }
+    });
+}

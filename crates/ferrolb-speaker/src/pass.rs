@@ -1,0 +1,292 @@
+//! One turn of the speaker's loop as a pure function: from the state kept across turns and this turn's
+//! inputs to a [`Pass`] that says everything to do, in order. No I/O and no clock here (the caller passes
+//! `now`), so every ordering rule is a unit test.
+//!
+//! The rules a pass encodes:
+//! - Until the membership view settles this speaker may believe it is alone: it places nothing rather than
+//!   claiming everything.
+//! - Forwarding brackets announcing: a new owner forwards an IP ([`Pass::forward_before`]) before it answers
+//!   for it, and an old owner keeps forwarding an IP it gave up for [`DRAIN`] ([`Pass::forward_after`]),
+//!   until clients have followed the new owner's announcement.
+//! - Events only on change: an IP's Event is sent when its placement changes, the takeover note from the
+//!   owner, the not-announced Warning and the missing-speaker notices from the janitor (the first live member
+//!   by name), so each change gives one Event, not one per speaker.
+//! - Records: the owner writes an IP's `L2Announcement`, the janitor removes stale ones ([`crate::records`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ferrolb_api::L2Announcement;
+use ferrolb_forward::plan::{self as forward_plan, Forward};
+
+use crate::absent::AbsenceTracker;
+use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
+use crate::endpoints::{EndpointTracker, Observed};
+use crate::events::{OutEvent, Reason, Regarding, not_announced, takeover_note, why_moved};
+use crate::l2::{L2Order, Link, choose};
+use crate::membership::View;
+use crate::records::{RecordInputs, ServiceRef, Write, reconcile};
+
+/// How long an old owner keeps forwarding an IP it gave up: the new owner announces three times over 1.1 s,
+/// and clients keep sending to the old owner's MAC until an announcement reaches them.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
+/// What a pass reads, besides its own state.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The membership's view.
+    pub view: &'a View,
+    /// Every external IP in use.
+    pub ips: &'a [ExternalIp],
+    /// Every Node.
+    pub nodes: &'a [NodeInfo],
+    /// Every valid L2Advertisement.
+    pub advertisements: &'a [Advertisement],
+    /// Pool labels by pool name.
+    pub pool_labels: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// Per Service, the endpoints as the API reports them (damped here for `externalTrafficPolicy: Local`).
+    pub endpoints: &'a BTreeMap<String, Observed>,
+    /// Every Node's membership address.
+    pub peers: &'a BTreeMap<String, SocketAddr>,
+    /// Every Service by `namespace/name`.
+    pub services: &'a BTreeMap<String, ServiceRef>,
+    /// The `L2Announcement` records that exist.
+    pub records: &'a [&'a L2Announcement],
+    /// The interfaces this node may announce on, read for this pass.
+    pub links: &'a [Link],
+    /// This node's addresses (the userspace relay dials its NodePorts there).
+    pub own_addresses: &'a [IpAddr],
+    /// Forward mode's inputs; `None` in kube-proxy mode.
+    pub forwarding: Option<Forwarding<'a>>,
+    /// The wall-clock time, RFC 3339, for the `since` of IPs taken now.
+    pub wall_clock: &'a str,
+}
+
+/// What forward mode's plan reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The handled Services.
+    pub services: &'a [forward_plan::Service],
+    /// The EndpointSlices.
+    pub slices: &'a [forward_plan::Slice],
+}
+
+/// What the data path must forward at one step of a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardOrder {
+    /// Every IP this node answers for at that step (the data path refuses their other ports).
+    pub owned: BTreeSet<IpAddr>,
+    /// The ports to forward.
+    pub forwards: Vec<Forward>,
+    /// This node's addresses.
+    pub node_addresses: Vec<IpAddr>,
+}
+
+/// Everything one pass asks for, applied in field order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pass {
+    /// New membership peers, when the Nodes changed.
+    pub peers: Option<BTreeMap<String, SocketAddr>>,
+    /// IPs whose placement changed, for the log.
+    pub changed: Vec<(IpAddr, Placement)>,
+    /// Forward mode: what to forward before announcing (the IPs owned before or after this pass).
+    pub forward_before: Option<ForwardOrder>,
+    /// What layer 2 announces from now on.
+    pub announce: L2Order,
+    /// Forward mode: what to forward after announcing (the IPs owned now, and those still draining).
+    pub forward_after: Option<ForwardOrder>,
+    /// Events to publish.
+    pub events: Vec<OutEvent>,
+    /// How many IPs this node took in this pass.
+    pub takeovers: u64,
+    /// `L2Announcement` writes (empty: nothing to write).
+    pub records: Vec<Write>,
+    /// When the next pass must run at the latest (endpoints settling, a drain ending, a missing speaker
+    /// becoming reportable); `None`: only on a change.
+    pub wake_at: Option<Instant>,
+}
+
+/// What the speaker remembers from one pass to the next.
+#[derive(Debug)]
+pub struct State {
+    me: String,
+    membership_port: u16,
+    endpoints: EndpointTracker,
+    absence: AbsenceTracker,
+    /// The placement of every IP after the last pass.
+    placed: BTreeMap<IpAddr, Placement>,
+    /// When this node took each IP it announces (RFC 3339).
+    since: BTreeMap<IpAddr, String>,
+    /// The peers last handed to the membership.
+    peers: BTreeMap<String, SocketAddr>,
+    /// The IPs this node announced after the last pass: one that leaves starts draining.
+    owned: BTreeSet<IpAddr>,
+    /// IPs given up but still forwarded, until when.
+    draining: BTreeMap<IpAddr, Instant>,
+    /// What the data path was last told to forward.
+    forwarded: BTreeSet<IpAddr>,
+}
+
+impl State {
+    /// The state of a speaker on node `me` that has not placed anything yet; `peers` are those the
+    /// membership was started with.
+    pub fn new(me: &str, membership_port: u16, peers: BTreeMap<String, SocketAddr>) -> State {
+        State {
+            me: me.to_owned(),
+            membership_port,
+            endpoints: EndpointTracker::default(),
+            absence: AbsenceTracker::default(),
+            placed: BTreeMap::new(),
+            since: BTreeMap::new(),
+            peers,
+            owned: BTreeSet::new(),
+            draining: BTreeMap::new(),
+            forwarded: BTreeSet::new(),
+        }
+    }
+
+    /// Whether the data path forwards anything (at shutdown, whether to drain before removing it).
+    pub fn forwards_anything(&self) -> bool {
+        !self.forwarded.is_empty()
+    }
+}
+
+fn wake_by(deadline: &mut Option<Instant>, at: Option<Instant>) {
+    if let Some(at) = at {
+        *deadline = Some(deadline.map_or(at, |d| d.min(at)));
+    }
+}
+
+/// One pass; see the module doc.
+pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
+    let me = state.me.clone();
+    let view = inputs.view;
+    let peers = (state.peers != *inputs.peers).then(|| {
+        state.peers = inputs.peers.clone();
+        state.peers.clone()
+    });
+
+    let endpoints = state.endpoints.observe(now, inputs.endpoints);
+    let mut wake_at = state.endpoints.next_change(now);
+    let cluster = Cluster {
+        nodes: inputs.nodes,
+        advertisements: inputs.advertisements,
+        pool_labels: inputs.pool_labels,
+        live: &view.members,
+        endpoints: &endpoints,
+    };
+    let janitor = view.members.first() == Some(&me);
+    let mut events = Vec::new();
+
+    // Every speaker tracks missing speakers, so a new janitor knows what was reported; only the janitor
+    // publishes.
+    let notices = state.absence.observe(now, inputs.nodes, inputs.advertisements, view);
+    wake_by(&mut wake_at, state.absence.next_change(now));
+    if janitor {
+        events.extend(notices.into_iter().map(|notice| OutEvent {
+            regarding: Regarding::Node(notice.node().to_owned()),
+            reason: notice.reason(),
+            note: notice.note(&me, state.membership_port),
+        }));
+    }
+
+    let placed = if view.settled { place(&me, inputs.ips, &cluster) } else { BTreeMap::new() };
+    let changed: Vec<(IpAddr, Placement)> =
+        placed.iter().filter(|(ip, p)| state.placed.get(ip) != Some(p)).map(|(ip, p)| (*ip, p.clone())).collect();
+    let announce = L2Order {
+        links: inputs.links.to_vec(),
+        ips: placed
+            .iter()
+            .filter_map(|(ip, p)| match p {
+                Placement::Announce { interfaces } => {
+                    Some((*ip, choose(*ip, interfaces, inputs.links).into_iter().map(|l| l.name.clone()).collect()))
+                }
+                _ => None,
+            })
+            .collect(),
+    };
+    let owned: BTreeSet<IpAddr> = announce.ips.keys().copied().collect();
+
+    // Forwarding brackets announcing: before, what was forwarded plus what is owned now; after, what is
+    // owned now plus what drains.
+    let (forward_before, forward_after) = match inputs.forwarding {
+        None => (None, None),
+        Some(forwarding) => {
+            let order = |ips: BTreeSet<IpAddr>| ForwardOrder {
+                forwards: forward_plan::plan(&me, &ips, forwarding.services, forwarding.slices),
+                owned: ips,
+                node_addresses: inputs.own_addresses.to_vec(),
+            };
+            let before = order(state.forwarded.union(&owned).copied().collect());
+            for ip in state.owned.difference(&owned) {
+                state.draining.entry(*ip).or_insert(now + DRAIN);
+            }
+            state.draining.retain(|ip, until| *until > now && !owned.contains(ip));
+            wake_by(&mut wake_at, state.draining.values().min().copied());
+            let keep: BTreeSet<IpAddr> = owned.iter().chain(state.draining.keys()).copied().collect();
+            // What the data path forwards is what was asked, even if applying it fails: it retries on the
+            // next pass, and a lasting failure never keeps a drained IP alive.
+            state.forwarded = keep.clone();
+            (Some(before), Some(order(keep)))
+        }
+    };
+    state.owned = owned;
+
+    // Events and records of placement changes.
+    state.since.retain(|ip, _| announce.ips.contains_key(ip));
+    let mut takeovers = 0;
+    for ext in inputs.ips {
+        let placement = placed.get(&ext.ip);
+        if placement == state.placed.get(&ext.ip) {
+            continue;
+        }
+        let targets = || ext.services.iter().filter_map(|s| inputs.services.get(s));
+        match placement {
+            Some(Placement::Announce { .. }) => {
+                state.since.insert(ext.ip, inputs.wall_clock.to_owned());
+                takeovers += 1;
+                let previous = inputs
+                    .records
+                    .iter()
+                    .find(|r| r.spec.ip.parse::<IpAddr>().ok() == Some(ext.ip) && r.spec.node != me)
+                    .map(|r| r.spec.node.as_str());
+                let why = previous.map(|p| (p, why_moved(p, &me, ext, &cluster)));
+                let interfaces = announce.ips.get(&ext.ip).map(Vec::as_slice).unwrap_or_default();
+                let note = takeover_note(&me, ext.ip, interfaces, why.as_ref().map(|(p, w)| (*p, w.as_str())));
+                events.extend(targets().map(|service| OutEvent {
+                    regarding: Regarding::Service(service.clone()),
+                    reason: Reason::Announcing,
+                    note: note.clone(),
+                }));
+            }
+            // Without its pool (the controller writes the annotation just after the status) there is
+            // nothing certain to say yet.
+            Some(other) if janitor && !ext.pool.is_empty() => {
+                if let Some((reason, note)) = not_announced(ext.ip, other, &ext.pool) {
+                    events.extend(targets().map(|service| OutEvent {
+                        regarding: Regarding::Service(service.clone()),
+                        reason,
+                        note: note.clone(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+    let records = reconcile(&RecordInputs {
+        me: &me,
+        janitor,
+        ips: inputs.ips,
+        placed: &placed,
+        interfaces: &announce.ips,
+        since: &state.since,
+        services: inputs.services,
+        existing: inputs.records,
+    });
+    state.placed = placed;
+    Pass { peers, changed, forward_before, announce, forward_after, events, takeovers, records, wake_at }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! The ordering rules of a pass: forwarding brackets announcing, Events only on change, the janitor's
+//! duties, nothing before the view settles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ferrolb_api::{L2Announcement, L2AnnouncementSpec, l2announcement_name};
+use ferrolb_forward::Protocol;
+use ferrolb_forward::plan::{Endpoint, Family, Service, ServicePort, Slice, SlicePort};
+use ferrolb_packet::Mac;
+
+use super::*;
+use crate::desired::EXCLUDE_LABEL;
+
+const IP: &str = "198.51.100.200";
+
+fn ip() -> IpAddr {
+    IP.parse().unwrap()
+}
+
+/// Owns everything a pass borrows: `default/web` on [`IP`] from pool `p`, ready on every node, one
+/// advertisement for every pool, and one interface `eth0` on the IP's subnet.
+struct World {
+    view: View,
+    ips: Vec<ExternalIp>,
+    nodes: Vec<NodeInfo>,
+    advertisements: Vec<Advertisement>,
+    pool_labels: BTreeMap<String, BTreeMap<String, String>>,
+    endpoints: BTreeMap<String, Observed>,
+    peers: BTreeMap<String, SocketAddr>,
+    services: BTreeMap<String, ServiceRef>,
+    records: Vec<L2Announcement>,
+    links: Vec<Link>,
+    forward_services: Vec<Service>,
+    forward_slices: Vec<Slice>,
+    forward_mode: bool,
+}
+
+impl World {
+    fn new(nodes: &[&str]) -> World {
+        let names: BTreeSet<String> = nodes.iter().map(|n| (*n).to_owned()).collect();
+        let web = ServiceRef { namespace: "default".into(), name: "web".into(), uid: Some("u1".into()) };
+        World {
+            view: View { members: names.clone(), settled: true },
+            ips: vec![ExternalIp { ip: ip(), pool: "p".into(), services: ["default/web".to_owned()].into() }],
+            nodes: nodes
+                .iter()
+                .map(|n| NodeInfo { name: (*n).into(), labels: BTreeMap::new(), network_unavailable: false })
+                .collect(),
+            advertisements: vec![Advertisement {
+                pools: BTreeSet::new(),
+                pool_selectors: vec![],
+                node_selectors: vec![],
+                interfaces: vec![],
+            }],
+            pool_labels: BTreeMap::new(),
+            endpoints: [(
+                "default/web".to_owned(),
+                Observed { local: false, ready_nodes: names.clone(), any_ready: true },
+            )]
+            .into(),
+            peers: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ((*n).to_owned(), SocketAddr::from(([198, 51, 100, 11 + i as u8], 7947))))
+                .collect(),
+            services: [("default/web".to_owned(), web)].into(),
+            records: Vec::new(),
+            links: vec![Link {
+                name: "eth0".into(),
+                index: 2,
+                mac: Mac([2, 0, 0, 0, 0, 1]),
+                networks: vec!["198.51.100.11/24".parse().unwrap()],
+                member: false,
+                arp: true,
+            }],
+            forward_services: vec![Service {
+                key: "default/web".into(),
+                ingress: vec![ip()],
+                ports: vec![ServicePort {
+                    name: "http".into(),
+                    protocol: Some(Protocol::Tcp),
+                    port: 80,
+                    node_port: Some(30080),
+                }],
+                local: false,
+                proxy_protocol: false,
+                source_ranges: vec![],
+                restricted: false,
+            }],
+            forward_slices: vec![Slice {
+                service: "default/web".into(),
+                family: Family::V4,
+                ports: vec![SlicePort { name: "http".into(), protocol: Some(Protocol::Tcp), port: 8080 }],
+                endpoints: vec![Endpoint {
+                    address: "192.0.2.5".parse().unwrap(),
+                    node: Some("node-1".into()),
+                    ready: true,
+                    serving_while_terminating: false,
+                }],
+            }],
+            forward_mode: false,
+        }
+    }
+
+    fn forwarding(mut self) -> World {
+        self.forward_mode = true;
+        self
+    }
+
+    fn exclude(&mut self, node: &str) {
+        let n = self.nodes.iter_mut().find(|n| n.name == node).unwrap();
+        n.labels.insert(EXCLUDE_LABEL.into(), String::new());
+    }
+
+    /// The record `node` would have written for [`IP`] at `since`.
+    fn record(&self, node: &str, since: &str) -> L2Announcement {
+        let mut obj = L2Announcement::new(
+            &l2announcement_name(ip()),
+            L2AnnouncementSpec {
+                ip: IP.into(),
+                service: "web".into(),
+                services: vec!["default/web".into()],
+                node: node.into(),
+                interfaces: vec!["eth0".into()],
+                since: since.into(),
+            },
+        );
+        obj.metadata.namespace = Some("default".into());
+        obj.metadata.resource_version = Some("1".into());
+        obj
+    }
+
+    fn pass(&self, state: &mut State, now: Instant) -> Pass {
+        let records: Vec<&L2Announcement> = self.records.iter().collect();
+        let own = ["198.51.100.11".parse().unwrap()];
+        let inputs = Inputs {
+            view: &self.view,
+            ips: &self.ips,
+            nodes: &self.nodes,
+            advertisements: &self.advertisements,
+            pool_labels: &self.pool_labels,
+            endpoints: &self.endpoints,
+            peers: &self.peers,
+            services: &self.services,
+            records: &records,
+            links: &self.links,
+            own_addresses: &own,
+            forwarding: self
+                .forward_mode
+                .then_some(Forwarding { services: &self.forward_services, slices: &self.forward_slices }),
+            wall_clock: "t0",
+        };
+        pass(state, &inputs, now)
+    }
+}
+
+fn state(me: &str, world: &World) -> State {
+    State::new(me, 7947, world.peers.clone())
+}
+
+fn owned(order: &Option<ForwardOrder>) -> Vec<IpAddr> {
+    order.as_ref().expect("forward mode").owned.iter().copied().collect()
+}
+
+#[test]
+fn nothing_is_placed_until_the_view_settles() {
+    let mut world = World::new(&["node-1"]).forwarding();
+    world.view.settled = false;
+    let mut st = state("node-1", &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert!(turn.announce.ips.is_empty() && turn.events.is_empty() && turn.records.is_empty());
+    assert!(owned(&turn.forward_after).is_empty());
+    world.view.settled = true;
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(turn.announce.ips.keys().copied().collect::<Vec<_>>(), [ip()]);
+}
+
+#[test]
+fn a_new_owner_forwards_before_it_announces_on_the_chosen_interface() {
+    let world = World::new(&["node-1"]).forwarding();
+    let mut st = state("node-1", &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(turn.announce.ips[&ip()], ["eth0"]);
+    assert_eq!(owned(&turn.forward_before), [ip()], "forwarding is in place before the first answer");
+    let before = turn.forward_before.unwrap();
+    assert_eq!(before.forwards.len(), 1);
+    assert_eq!(before.forwards[0].endpoints, ["192.0.2.5:8080".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(owned(&turn.forward_after), [ip()]);
+}
+
+#[test]
+fn an_old_owner_keeps_forwarding_for_the_drain_then_stops() {
+    let mut world = World::new(&["node-1", "node-2"]).forwarding();
+    world.exclude("node-2");
+    let mut st = state("node-1", &world);
+    let start = Instant::now();
+    assert_eq!(world.pass(&mut st, start).announce.ips.len(), 1, "node-1 owns the IP");
+    // node-1 becomes ineligible: node-2 takes the IP.
+    world.nodes = World::new(&["node-1", "node-2"]).nodes;
+    world.exclude("node-1");
+    let moved = start + Duration::from_secs(10);
+    let turn = world.pass(&mut st, moved);
+    assert!(turn.announce.ips.is_empty(), "node-1 stops answering at once");
+    assert_eq!(owned(&turn.forward_before), [ip()]);
+    assert_eq!(owned(&turn.forward_after), [ip()], "but still forwards what reaches it");
+    assert_eq!(turn.wake_at, Some(moved + DRAIN));
+    assert!(st.forwards_anything());
+    let almost = world.pass(&mut st, moved + DRAIN - Duration::from_millis(1));
+    assert_eq!(owned(&almost.forward_after), [ip()]);
+    let done = world.pass(&mut st, moved + DRAIN);
+    assert!(owned(&done.forward_after).is_empty(), "the drain ended");
+    assert_eq!(done.wake_at, None);
+    assert!(!st.forwards_anything());
+}
+
+#[test]
+fn an_ip_taken_back_during_its_drain_stops_draining() {
+    let mut world = World::new(&["node-1", "node-2"]).forwarding();
+    world.exclude("node-2");
+    let mut st = state("node-1", &world);
+    let start = Instant::now();
+    world.pass(&mut st, start);
+    world.nodes = World::new(&["node-1", "node-2"]).nodes;
+    world.exclude("node-1");
+    world.pass(&mut st, start + Duration::from_secs(1));
+    world.nodes = World::new(&["node-1", "node-2"]).nodes;
+    world.exclude("node-2");
+    let back = world.pass(&mut st, start + Duration::from_secs(2));
+    assert_eq!(back.announce.ips.len(), 1);
+    assert_eq!(back.wake_at, None, "no drain pending for an IP owned again");
+}
+
+#[test]
+fn events_and_records_are_written_on_change_only() {
+    let mut world = World::new(&["node-1"]);
+    let mut st = state("node-1", &world);
+    let now = Instant::now();
+    let first = world.pass(&mut st, now);
+    assert_eq!(first.takeovers, 1);
+    let [event] = first.events.as_slice() else { panic!("{:?}", first.events) };
+    assert_eq!(
+        (event.reason, event.note.as_str()),
+        (Reason::Announcing, "announcing 198.51.100.200 from node-1 on eth0")
+    );
+    let [Write::Apply { spec, .. }] = first.records.as_slice() else { panic!("{:?}", first.records) };
+    assert_eq!(
+        (spec.node.as_str(), spec.since.as_str(), spec.interfaces.as_slice()),
+        ("node-1", "t0", &["eth0".to_owned()][..])
+    );
+    assert_eq!(first.changed.len(), 1);
+    // The record is now in the store: the same inputs ask for nothing more.
+    world.records = vec![world.record("node-1", "t0")];
+    let second = world.pass(&mut st, now + Duration::from_secs(1));
+    assert!(second.events.is_empty() && second.records.is_empty() && second.changed.is_empty(), "{second:?}");
+    assert_eq!(second.takeovers, 0);
+    assert_eq!(second.announce, first.announce, "the order itself repeats: announcers keep it");
+}
+
+#[test]
+fn a_takeover_names_the_node_that_held_the_ip_and_why() {
+    let mut world = World::new(&["node-1", "node-2"]);
+    world.view.members.remove("node-1");
+    world.records = vec![world.record("node-1", "t-1")];
+    let mut st = state("node-2", &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(
+        turn.events[0].note,
+        "announcing 198.51.100.200 from node-2 on eth0, took over from node-1: node-1 left membership"
+    );
+    assert!(matches!(&turn.records[..], [Write::Apply { spec, .. }] if spec.node == "node-2"), "{:?}", turn.records);
+}
+
+#[test]
+fn only_the_janitor_warns_that_an_ip_is_not_announced() {
+    let mut world = World::new(&["node-1", "node-2"]);
+    world.advertisements.clear();
+    let mut janitor = state("node-1", &world);
+    let turn = world.pass(&mut janitor, Instant::now());
+    let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
+    assert_eq!(event.reason, Reason::NoL2Advertisement);
+    assert!(matches!(&event.regarding, Regarding::Service(s) if s.name == "web"));
+    let mut other = state("node-2", &world);
+    assert!(world.pass(&mut other, Instant::now()).events.is_empty());
+    // Once is enough.
+    assert!(world.pass(&mut janitor, Instant::now()).events.is_empty());
+}
+
+#[test]
+fn an_ip_without_its_pool_gets_no_warning_yet() {
+    let mut world = World::new(&["node-1"]);
+    world.advertisements.clear();
+    world.ips[0].pool.clear();
+    let mut st = state("node-1", &world);
+    assert!(world.pass(&mut st, Instant::now()).events.is_empty());
+}
+
+#[test]
+fn peers_are_handed_to_the_membership_only_when_they_change() {
+    let mut world = World::new(&["node-1", "node-2"]);
+    let mut st = state("node-1", &world);
+    assert_eq!(world.pass(&mut st, Instant::now()).peers, None);
+    world.peers.insert("node-3".into(), SocketAddr::from(([198, 51, 100, 13], 7947)));
+    assert_eq!(world.pass(&mut st, Instant::now()).peers.map(|p| p.len()), Some(3));
+    assert_eq!(world.pass(&mut st, Instant::now()).peers, None);
+}
+
+#[test]
+fn kube_proxy_mode_plans_no_forwarding() {
+    let world = World::new(&["node-1"]);
+    let mut st = state("node-1", &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!((turn.forward_before, turn.forward_after), (None, None));
+    assert_eq!(turn.announce.ips.len(), 1);
+}
+
+#[test]
+fn every_node_agrees_on_one_announcer() {
+    let world = World::new(&["node-1", "node-2", "node-3"]);
+    let announcing: Vec<String> = ["node-1", "node-2", "node-3"]
+        .iter()
+        .filter(|me| !world.pass(&mut state(me, &world), Instant::now()).announce.ips.is_empty())
+        .map(|me| (*me).to_owned())
+        .collect();
+    assert_eq!(announcing.len(), 1, "{announcing:?}");
+}

@@ -38,11 +38,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let (alive, ready) = (health.clone(), health.clone());
-    let probes =
-        crate::server::Probes { alive: Arc::new(move || alive.is_alive()), ready: Arc::new(move || ready.is_ready()) };
     let mut server =
-        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
+        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), health.clone(), stop_rx.clone()));
     let mut controller = tokio::spawn(ferrolb_controller::run(client, config, metrics, health, stop_rx));
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -9,39 +9,28 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use ferrolb_runtime::Health;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-
-/// A yes/no health check.
-pub type Check = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// What `/healthz` and `/readyz` ask.
-#[derive(Clone)]
-pub struct Probes {
-    /// Liveness: the main loop runs.
-    pub alive: Check,
-    /// Readiness: caches synced.
-    pub ready: Check,
-}
 
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
-    probes: Probes,
+    health: Arc<Health>,
 }
 
-/// Serves until `shutdown` turns true.
+/// Serves `registry` and the component's `health` until `shutdown` turns true.
 pub async fn serve(
     address: SocketAddr,
     registry: Arc<Registry>,
-    probes: Probes,
+    health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { registry, probes });
+        .with_state(AppState { registry, health });
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
     tracing::info!(%address, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, app)
@@ -65,9 +54,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if (state.probes.alive)() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "main loop stalled") }
+    if state.health.is_alive() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "main loop stalled")
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if (state.probes.ready)() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches not synced") }
+    if state.health.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    }
 }

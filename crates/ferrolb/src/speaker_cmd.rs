@@ -49,11 +49,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = ferrolb_speaker::Metrics::register(&mut registry);
     let health = Arc::new(Health::default());
-    let (alive, ready) = (health.clone(), health.clone());
-    let probes =
-        crate::server::Probes { alive: Arc::new(move || alive.is_alive()), ready: Arc::new(move || ready.is_ready()) };
     let mut server =
-        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), probes, stop_rx.clone()));
+        tokio::spawn(crate::server::serve(args.metrics_address, Arc::new(registry), health.clone(), stop_rx.clone()));
     let mut speaker = tokio::spawn(ferrolb_speaker::run(client, config, metrics, health, stop_rx));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {

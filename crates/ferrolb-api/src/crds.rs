@@ -3,12 +3,19 @@
 use kube::CustomResourceExt;
 
 use crate::k8s::CustomResourceDefinition;
-use crate::{IPAddressPool, L2Advertisement, L2Announcement};
+use crate::{BGPAdvertisement, BGPPeer, BGPSession, IPAddressPool, L2Advertisement, L2Announcement};
 
 /// The CRDs of ferrolb, with their file stems under `crds/` (`ferrolb.io_<plural>`).
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
-    [IPAddressPool::crd(), L2Advertisement::crd(), L2Announcement::crd()]
-        .into_iter()
-        .map(|crd| (format!("ferrolb.io_{}", crd.spec.names.plural), crd))
-        .collect()
+    [
+        IPAddressPool::crd(),
+        L2Advertisement::crd(),
+        L2Announcement::crd(),
+        BGPPeer::crd(),
+        BGPAdvertisement::crd(),
+        BGPSession::crd(),
+    ]
+    .into_iter()
+    .map(|crd| (format!("ferrolb.io_{}", crd.spec.names.plural), crd))
+    .collect()
 }

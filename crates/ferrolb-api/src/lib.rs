@@ -12,9 +12,14 @@
 //! `ferrolb-ipam`; talking to the API server belongs to the controller and the speaker.
 
 mod annotations;
+mod bgp_advertisement;
+mod bgp_peer;
+mod bgp_schema;
+mod bgp_session;
 mod class;
 mod conditions;
 mod crds;
+mod duration;
 mod endpoint_slice;
 mod l2advertisement;
 mod l2announcement;
@@ -24,9 +29,13 @@ mod selector;
 mod service;
 
 pub use annotations::*;
+pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, WELL_KNOWN_COMMUNITY_NAMES};
+pub use bgp_peer::{BGPPeer, BGPPeerSpec, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_PEER_PORT};
+pub use bgp_session::{BGPSession, BGPSessionSpec, BGPSessionStatus, bgpsession_name};
 pub use class::handles_service;
 pub use conditions::*;
 pub use crds::all_crds;
+pub use duration::{DurationError, format_duration, parse_duration};
 pub use endpoint_slice::{SERVICE_NAME_LABEL, endpoint_ready, endpoint_serving_while_terminating, slice_service_key};
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec};
 pub use l2announcement::{L2Announcement, L2AnnouncementSpec, l2announcement_name};

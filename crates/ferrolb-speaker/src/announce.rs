@@ -13,8 +13,9 @@ pub trait Announcer {
     /// Repeats the announcements of everything announced now (a periodic refresh).
     fn refresh(&mut self);
 
-    /// Stops announcing everything (graceful shutdown).
-    fn withdraw_all(&mut self);
+    /// Stops announcing everything, as gracefully as the protocol allows (shutdown): layer 2 stops answering
+    /// at once; BGP withdraws its routes, gives the peers a moment, then closes its sessions.
+    fn withdraw_all(&mut self) -> impl std::future::Future<Output = ()> + Send;
 
     /// A part of the announcer that stopped on its own (a thread that panicked), which must end the speaker:
     /// it would otherwise keep claiming IPs it no longer announces.

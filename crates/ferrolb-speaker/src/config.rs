@@ -36,4 +36,6 @@ pub struct SpeakerConfig {
     pub reannounce_every: Option<Duration>,
     /// Forward mode (None: kube-proxy delivers the traffic and the speaker only announces).
     pub forward: Option<ForwardOptions>,
+    /// The namespace this speaker runs in, where its `BGPSession` records go.
+    pub namespace: String,
 }

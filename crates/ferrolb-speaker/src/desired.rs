@@ -42,7 +42,8 @@ pub struct Advertisement {
 }
 
 impl Advertisement {
-    fn covers(&self, pool: &str, pool_labels: Option<&BTreeMap<String, String>>) -> bool {
+    /// Whether this advertisement covers addresses of `pool` (labelled `pool_labels`).
+    pub fn covers(&self, pool: &str, pool_labels: Option<&BTreeMap<String, String>>) -> bool {
         let everything = self.pools.is_empty() && self.pool_selectors.is_empty();
         everything
             || self.pools.contains(pool)
@@ -67,7 +68,8 @@ pub struct ServiceEndpoints {
 }
 
 impl ServiceEndpoints {
-    fn accepts(&self, node: &str) -> bool {
+    /// Whether `node` may take the Service's traffic: some endpoint is ready, and under Local one on `node`.
+    pub fn accepts(&self, node: &str) -> bool {
         self.any_ready && (!self.local || self.nodes.contains(node))
     }
 }
@@ -127,14 +129,29 @@ impl Placement {
     }
 }
 
+impl NodeInfo {
+    /// Whether the node may carry load-balancer traffic at all: not NetworkUnavailable, not excluded by label.
+    pub fn serviceable(&self) -> bool {
+        !self.network_unavailable && !self.labels.contains_key(EXCLUDE_LABEL)
+    }
+}
+
+impl Cluster<'_> {
+    /// Whether some Service using `ext` accepts traffic on `node` (see [`ServiceEndpoints::accepts`]).
+    pub fn endpoints_accept(&self, ext: &ExternalIp, node: &str) -> bool {
+        ext.services.iter().filter_map(|s| self.endpoints.get(s)).any(|e| e.accepts(node))
+    }
+
+    /// Whether any Service using `ext` has a ready endpoint anywhere.
+    pub fn any_ready(&self, ext: &ExternalIp) -> bool {
+        ext.services.iter().filter_map(|s| self.endpoints.get(s)).any(|e| e.any_ready)
+    }
+}
+
 /// Places every IP as seen from node `me`.
 pub fn place(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>) -> BTreeMap<IpAddr, Placement> {
-    let healthy: Vec<&NodeInfo> = cluster
-        .nodes
-        .iter()
-        .filter(|n| cluster.live.contains(&n.name) && !n.network_unavailable && !n.labels.contains_key(EXCLUDE_LABEL))
-        .collect();
-    let no_endpoints = ServiceEndpoints::default();
+    let healthy: Vec<&NodeInfo> =
+        cluster.nodes.iter().filter(|n| cluster.live.contains(&n.name) && n.serviceable()).collect();
     ips.iter()
         .map(|ext| {
             let covering: Vec<&Advertisement> = cluster
@@ -145,15 +162,13 @@ pub fn place(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>) -> BTreeMap<Ip
             if covering.is_empty() {
                 return (ext.ip, Placement::NotAdvertised);
             }
-            let endpoints: Vec<&ServiceEndpoints> =
-                ext.services.iter().map(|s| cluster.endpoints.get(s).unwrap_or(&no_endpoints)).collect();
-            if !endpoints.iter().any(|e| e.any_ready) {
+            if !cluster.any_ready(ext) {
                 return (ext.ip, Placement::NoReadyEndpoint);
             }
             let eligible = healthy
                 .iter()
                 .filter(|n| covering.iter().any(|a| a.selects(n)))
-                .filter(|n| endpoints.iter().any(|e| e.accepts(&n.name)))
+                .filter(|n| cluster.endpoints_accept(ext, &n.name))
                 .map(|n| n.name.as_str());
             let placement = match owner(ext.ip, eligible) {
                 None => Placement::NoEligibleNode,

@@ -26,6 +26,16 @@ pub enum Reason {
     SpeakerJoinedMembership,
     /// A reported node no longer needs a speaker.
     SpeakerNoLongerExpected,
+    /// A BGP session left Established.
+    BgpSessionDown,
+    /// A BGP session cannot be established (a new reason).
+    BgpSessionFailing,
+    /// A BGP session that had failed is established again.
+    BgpSessionEstablished,
+    /// The set of nodes advertising an IP over BGP changed.
+    BgpAdvertised,
+    /// A BGPAdvertisement covers the IP's pool but no live node advertises it.
+    NoBgpAdvertiser,
 }
 
 impl Reason {
@@ -39,6 +49,11 @@ impl Reason {
             Reason::SpeakerNotInMembership => REASON_ABSENT,
             Reason::SpeakerJoinedMembership => REASON_JOINED,
             Reason::SpeakerNoLongerExpected => REASON_NOT_EXPECTED,
+            Reason::BgpSessionDown => "BGPSessionDown",
+            Reason::BgpSessionFailing => "BGPSessionFailing",
+            Reason::BgpSessionEstablished => "BGPSessionEstablished",
+            Reason::BgpAdvertised => "BGPAdvertised",
+            Reason::NoBgpAdvertiser => "NoBGPAdvertiser",
         }
     }
 
@@ -50,6 +65,9 @@ impl Reason {
                 | Reason::NoEligibleNode
                 | Reason::NoReadyEndpoint
                 | Reason::SpeakerNotInMembership
+                | Reason::BgpSessionDown
+                | Reason::BgpSessionFailing
+                | Reason::NoBgpAdvertiser
         )
     }
 }
@@ -61,6 +79,8 @@ pub enum Regarding {
     Service(ServiceRef),
     /// A Node (cluster-scoped: its Events live in `default`, as the kubelet's do).
     Node(String),
+    /// A BGPPeer (cluster-scoped too).
+    BgpPeer(String),
 }
 
 impl Regarding {
@@ -68,7 +88,7 @@ impl Regarding {
     pub fn name(&self) -> &str {
         match self {
             Regarding::Service(s) => &s.name,
-            Regarding::Node(name) => name,
+            Regarding::Node(name) | Regarding::BgpPeer(name) => name,
         }
     }
 }
@@ -107,12 +127,16 @@ pub fn why_moved(previous: &str, me: &str, ext: &ExternalIp, cluster: &Cluster<'
     }
 }
 
-/// Why nobody announces `ip`, as a Warning's reason and note; `None` when someone does.
-pub fn not_announced(ip: IpAddr, placement: &Placement, pool: &str) -> Option<(Reason, String)> {
+/// Why nobody announces `ip` on layer 2, as a Warning's reason and note; `None` when someone does. `bgp`
+/// says a BGPAdvertisement covers the pool: then a missing L2Advertisement is no problem.
+pub fn not_announced(ip: IpAddr, placement: &Placement, pool: &str, bgp: bool) -> Option<(Reason, String)> {
     match placement {
-        Placement::NotAdvertised => {
-            Some((Reason::NoL2Advertisement, format!("{ip} is not announced: no L2Advertisement covers pool {pool}")))
-        }
+        Placement::NotAdvertised if bgp => None,
+        Placement::NotAdvertised => Some((
+            Reason::NoL2Advertisement,
+            format!("{ip} is not announced: no L2Advertisement or BGPAdvertisement covers pool {pool}"),
+        )),
+        Placement::NoEligibleNode | Placement::NoReadyEndpoint if bgp => None,
         Placement::NoEligibleNode => Some((
             Reason::NoEligibleNode,
             format!(
@@ -124,6 +148,22 @@ pub fn not_announced(ip: IpAddr, placement: &Placement, pool: &str) -> Option<(R
         }
         Placement::Announce { .. } | Placement::OtherOwner(_) => None,
     }
+}
+
+/// The note for the nodes that advertise `ip` over BGP, and whether it is a Warning (none does).
+pub fn bgp_advertisers_note(ip: IpAddr, nodes: &std::collections::BTreeSet<String>) -> (Reason, String) {
+    if nodes.is_empty() {
+        return (
+            Reason::NoBgpAdvertiser,
+            format!(
+                "{ip} is not advertised over BGP: no live node is eligible (check the BGPAdvertisement's and \
+                 BGPPeer's nodeSelectors, ready endpoints, and that speakers are running)"
+            ),
+        );
+    }
+    let list: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let count = if list.len() == 1 { "1 node".to_owned() } else { format!("{} nodes", list.len()) };
+    (Reason::BgpAdvertised, format!("{ip} is advertised over BGP by {} ({count})", list.join(", ")))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 pub mod absent;
 pub mod announce;
+pub mod bgp;
 mod config;
 pub mod desired;
 pub mod election;

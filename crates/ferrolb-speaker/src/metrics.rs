@@ -55,13 +55,19 @@ pub struct Metrics {
 
     /// Forward mode's data plane.
     pub forward: ferrolb_forward::Metrics,
+    /// BGP's sessions.
+    pub bgp: crate::bgp::BgpMetrics,
 }
 
 impl Metrics {
     /// Creates the metrics and registers them in `registry` under `ferrolb_speaker_`.
     pub fn register(registry: &mut Registry) -> Metrics {
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
-        let metrics = Metrics { forward: ferrolb_forward::Metrics::register(r), ..Metrics::default() };
+        let metrics = Metrics {
+            forward: ferrolb_forward::Metrics::register(r),
+            bgp: crate::bgp::BgpMetrics::register(r),
+            ..Metrics::default()
+        };
         r.register("owned_ips", "External IPs this node announces", metrics.owned_ips.clone());
         r.register("requests_seen", "ARP requests and neighbour solicitations seen", metrics.requests_seen.clone());
         r.register("requests_answered", "Requests answered for owned IPs", metrics.requests_answered.clone());

@@ -14,17 +14,20 @@ use kube::runtime::reflector::{self, Store, store::WriterDropped};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use ferrolb_api::k8s::{EndpointSlice, Node, ResourceExt, Service};
+use ferrolb_api::k8s::{EndpointSlice, LabelSelector, Node, ResourceExt, Service};
 use ferrolb_api::{
-    IPAddressPool, L2Advertisement, L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating,
-    handles_service, ingress_ips, local_traffic_policy, recorded_pools, selector_from_k8s, service_key,
-    slice_service_key,
+    BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, IPAddressPool, L2Advertisement,
+    L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating, handles_service, ingress_ips,
+    local_traffic_policy, parse_duration, recorded_pools, selector_from_k8s, service_key, slice_service_key,
 };
+use ferrolb_bgp::AnyCommunity;
 use ferrolb_forward::{Protocol, plan};
 use ferrolb_runtime::{Tasks, watch_into};
 
+use crate::bgp::report::ExistingSession;
+use crate::bgp::{BgpAdvertisement, Peer};
 use crate::config::SpeakerConfig;
-use crate::desired::{Advertisement, ExternalIp, NodeInfo};
+use crate::desired::{Advertisement, ExternalIp, NodeInfo, Selector};
 use crate::endpoints::Observed;
 use crate::records::ServiceRef;
 
@@ -36,17 +39,24 @@ pub(crate) struct Stores {
     advertisements: Store<L2Advertisement>,
     slices: Store<EndpointSlice>,
     records: Store<L2Announcement>,
+    bgp_peers: Store<BGPPeer>,
+    bgp_advertisements: Store<BGPAdvertisement>,
+    bgp_sessions: Store<BGPSession>,
 }
 
 impl Stores {
-    /// Starts every watch as the task `watches` in `tasks`; each change wakes `notify`.
-    pub(crate) fn start(client: &kube::Client, notify: &Arc<Notify>, tasks: &mut Tasks) -> Stores {
+    /// Starts every watch as the task `watches` in `tasks`; each change wakes `notify`. `BGPSession`s are
+    /// watched in `namespace` only, where this speaker writes them.
+    pub(crate) fn start(client: &kube::Client, namespace: &str, notify: &Arc<Notify>, tasks: &mut Tasks) -> Stores {
         let (services, s1) = watch_into(Api::<Service>::all(client.clone()), notify.clone());
         let (nodes, s2) = watch_into(Api::<Node>::all(client.clone()), notify.clone());
         let (pools, s3) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
         let (advertisements, s4) = watch_into(Api::<L2Advertisement>::all(client.clone()), notify.clone());
         let (slices, s5) = watch_into(Api::<EndpointSlice>::all(client.clone()), notify.clone());
         let (records, s6) = watch_into(Api::<L2Announcement>::all(client.clone()), notify.clone());
+        let (bgp_peers, s7) = watch_into(Api::<BGPPeer>::all(client.clone()), notify.clone());
+        let (bgp_advertisements, s8) = watch_into(Api::<BGPAdvertisement>::all(client.clone()), notify.clone());
+        let (bgp_sessions, s9) = watch_into(Api::<BGPSession>::namespaced(client.clone(), namespace), notify.clone());
         tasks.spawn("watches", async move {
             tokio::join!(
                 s1.collect::<()>(),
@@ -54,10 +64,13 @@ impl Stores {
                 s3.collect::<()>(),
                 s4.collect::<()>(),
                 s5.collect::<()>(),
-                s6.collect::<()>()
+                s6.collect::<()>(),
+                s7.collect::<()>(),
+                s8.collect::<()>(),
+                s9.collect::<()>()
             );
         });
-        Stores { services, nodes, pools, advertisements, slices, records }
+        Stores { services, nodes, pools, advertisements, slices, records, bgp_peers, bgp_advertisements, bgp_sessions }
     }
 
     /// Waits until every store holds its first full list.
@@ -68,7 +81,10 @@ impl Stores {
             self.pools.wait_until_ready(),
             self.advertisements.wait_until_ready(),
             self.slices.wait_until_ready(),
-            self.records.wait_until_ready()
+            self.records.wait_until_ready(),
+            self.bgp_peers.wait_until_ready(),
+            self.bgp_advertisements.wait_until_ready(),
+            self.bgp_sessions.wait_until_ready()
         )
         .map(|_| ())
     }
@@ -112,6 +128,9 @@ impl Stores {
                 .map(|n| internal_addresses(n))
                 .unwrap_or_default(),
             forwarding,
+            bgp_peers: self.bgp_peers.state().iter().filter_map(|p| bgp_peer(p)).collect(),
+            bgp_advertisements: self.bgp_advertisements.state().iter().filter_map(|a| bgp_advertisement(a)).collect(),
+            bgp_sessions: self.bgp_sessions.state().iter().map(|s| existing_session(s)).collect(),
         }
     }
 }
@@ -148,6 +167,12 @@ pub(crate) struct Snapshot {
     pub(crate) own_addresses: Vec<IpAddr>,
     /// Forward mode's inputs (None in kube-proxy mode).
     pub(crate) forwarding: Option<Forwarding>,
+    /// Every valid BGPPeer.
+    pub(crate) bgp_peers: Vec<Peer>,
+    /// Every valid BGPAdvertisement.
+    pub(crate) bgp_advertisements: Vec<BgpAdvertisement>,
+    /// The `BGPSession` records in this speaker's namespace.
+    pub(crate) bgp_sessions: Vec<ExistingSession>,
 }
 
 fn service_ref(svc: &Service) -> ServiceRef {
@@ -214,10 +239,13 @@ pub(crate) fn node_address(node: &Node) -> Option<IpAddr> {
     internal_addresses(node).into_iter().next()
 }
 
+fn selectors(list: &[LabelSelector]) -> Result<Vec<Selector>, ferrolb_api::SelectorError> {
+    list.iter().map(selector_from_k8s).collect()
+}
+
 /// An L2Advertisement as placement reads it; `None` (and a warning) when a selector is invalid.
 pub(crate) fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
-    let convert =
-        |list: &[ferrolb_api::k8s::LabelSelector]| list.iter().map(selector_from_k8s).collect::<Result<Vec<_>, _>>();
+    let convert = |list: &[LabelSelector]| selectors(list);
     match (convert(&ad.spec.ip_address_pool_selectors), convert(&ad.spec.node_selectors)) {
         (Ok(pool_selectors), Ok(node_selectors)) => Some(Advertisement {
             pools: ad.spec.ip_address_pools.iter().cloned().collect(),
@@ -229,6 +257,86 @@ pub(crate) fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
             warn!(l2advertisement = %ad.name_any(), error = %e, "ignoring an L2Advertisement with an invalid selector");
             None
         }
+    }
+}
+
+/// A BGPPeer as the speaker reads it; `None` (and a warning) for one the API server should have refused.
+pub(crate) fn bgp_peer(peer: &BGPPeer) -> Option<Peer> {
+    let name = peer.name_any();
+    let spec = &peer.spec;
+    let parsed = (|| -> Result<Peer, String> {
+        let duration = |field: &str, value: Option<&str>, default: &str| {
+            parse_duration(value.unwrap_or(default)).map_err(|e| format!("{field}: {e}"))
+        };
+        let address =
+            |field: &str, text: &str| text.parse().map_err(|_| format!("{field} {text:?} is not an IP address"));
+        Ok(Peer {
+            name: name.clone(),
+            my_asn: spec.my_asn,
+            peer_asn: spec.peer_asn,
+            address: address("peerAddress", &spec.peer_address)?,
+            port: spec.peer_port,
+            source: spec.source_address.as_deref().map(|s| address("sourceAddress", s)).transpose()?,
+            router_id: spec
+                .router_id
+                .as_deref()
+                .map(|r| r.parse().map_err(|_| format!("routerID {r:?} is not an IPv4 address")))
+                .transpose()?,
+            hold_time: duration("holdTime", spec.hold_time.as_deref(), DEFAULT_HOLD_TIME)?,
+            keepalive: spec.keepalive_time.as_deref().map(|k| duration("keepaliveTime", Some(k), "")).transpose()?,
+            connect_retry: duration("connectTime", spec.connect_time.as_deref(), DEFAULT_CONNECT_TIME)?,
+            node_selectors: selectors(&spec.node_selectors).map_err(|e| e.to_string())?,
+            multihop: spec.ebgp_multi_hop,
+        })
+    })();
+    match parsed {
+        Ok(peer) => Some(peer),
+        Err(why) => {
+            warn!(bgppeer = %name, error = %why, "ignoring an invalid BGPPeer");
+            None
+        }
+    }
+}
+
+/// A BGPAdvertisement as the speaker reads it; `None` (and a warning) for an invalid one.
+pub(crate) fn bgp_advertisement(ad: &BGPAdvertisement) -> Option<BgpAdvertisement> {
+    let name = ad.name_any();
+    let spec = &ad.spec;
+    let parsed = (|| -> Result<BgpAdvertisement, String> {
+        Ok(BgpAdvertisement {
+            name: name.clone(),
+            scope: Advertisement {
+                pools: spec.ip_address_pools.iter().cloned().collect(),
+                pool_selectors: selectors(&spec.ip_address_pool_selectors).map_err(|e| e.to_string())?,
+                node_selectors: selectors(&spec.node_selectors).map_err(|e| e.to_string())?,
+                interfaces: Vec::new(),
+            },
+            peers: spec.peers.iter().cloned().collect(),
+            aggregation_v4: spec.aggregation_length.unwrap_or(32),
+            aggregation_v6: spec.aggregation_length_v6.unwrap_or(128),
+            local_pref: spec.local_pref,
+            communities: spec
+                .communities
+                .iter()
+                .map(|c| c.parse::<AnyCommunity>().map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?,
+        })
+    })();
+    match parsed {
+        Ok(ad) => Some(ad),
+        Err(why) => {
+            warn!(bgpadvertisement = %name, error = %why, "ignoring an invalid BGPAdvertisement");
+            None
+        }
+    }
+}
+
+fn existing_session(session: &BGPSession) -> ExistingSession {
+    ExistingSession {
+        name: session.name_any(),
+        spec: session.spec.clone(),
+        status: session.status.clone(),
+        resource_version: session.resource_version(),
     }
 }
 

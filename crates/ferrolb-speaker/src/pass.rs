@@ -11,7 +11,12 @@
 //! - Events only on change: an IP's Event is sent when its placement changes, the takeover note from the
 //!   owner, the not-announced Warning and the missing-speaker notices from the janitor (the first live member
 //!   by name), so each change gives one Event, not one per speaker.
-//! - Records: the owner writes an IP's `L2Announcement`, the janitor removes stale ones ([`crate::records`]).
+//! - Records: the owner writes an IP's `L2Announcement`, the janitor removes stale ones ([`crate::records`]);
+//!   every node keeps its own `BGPSession` records ([`crate::bgp::report`]).
+//! - BGP: every eligible node advertises (no single owner, [`crate::bgp::placement`]); in forward mode it
+//!   forwards what it advertises, set up before the routes go out. A session's Events are sent on change
+//!   (down, failing for a new reason, up again); the janitor says which nodes advertise each IP when that
+//!   set changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +26,12 @@ use ferrolb_api::L2Announcement;
 use ferrolb_forward::plan::{self as forward_plan, Forward};
 
 use crate::absent::AbsenceTracker;
+use crate::bgp::peer::PeerStatus;
+use crate::bgp::placement::{self as bgp_placement, BgpAdvertisement, BgpConfig, BgpOrder, NodeAddresses, Peer};
+use crate::bgp::report::{self as bgp_report, ExistingSession, SessionWrite};
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
 use crate::endpoints::{EndpointTracker, Observed};
-use crate::events::{OutEvent, Reason, Regarding, not_announced, takeover_note, why_moved};
+use crate::events::{OutEvent, Reason, Regarding, bgp_advertisers_note, not_announced, takeover_note, why_moved};
 use crate::l2::{L2Order, Link, choose};
 use crate::membership::View;
 use crate::records::{RecordInputs, ServiceRef, Write, reconcile};
@@ -59,8 +67,23 @@ pub struct Inputs<'a> {
     pub own_addresses: &'a [IpAddr],
     /// Forward mode's inputs; `None` in kube-proxy mode.
     pub forwarding: Option<Forwarding<'a>>,
+    /// BGP mode's inputs.
+    pub bgp: Bgp<'a>,
     /// The wall-clock time, RFC 3339, for the `since` of IPs taken now.
     pub wall_clock: &'a str,
+}
+
+/// What BGP placement and its reports read.
+#[derive(Debug, Clone, Copy)]
+pub struct Bgp<'a> {
+    /// Every valid BGPPeer.
+    pub peers: &'a [Peer],
+    /// Every valid BGPAdvertisement.
+    pub advertisements: &'a [BgpAdvertisement],
+    /// This node's sessions as they are now, by peer.
+    pub statuses: &'a BTreeMap<String, PeerStatus>,
+    /// The `BGPSession` records in this speaker's namespace.
+    pub sessions: &'a [ExistingSession],
 }
 
 /// What forward mode's plan reads.
@@ -94,6 +117,8 @@ pub struct Pass {
     pub forward_before: Option<ForwardOrder>,
     /// What layer 2 announces from now on.
     pub announce: L2Order,
+    /// What BGP advertises from now on.
+    pub bgp: BgpOrder,
     /// Forward mode: what to forward after announcing (the IPs owned now, and those still draining).
     pub forward_after: Option<ForwardOrder>,
     /// Events to publish.
@@ -102,6 +127,8 @@ pub struct Pass {
     pub takeovers: u64,
     /// `L2Announcement` writes (empty: nothing to write).
     pub records: Vec<Write>,
+    /// `BGPSession` writes (empty: nothing to write).
+    pub bgp_sessions: Vec<SessionWrite>,
     /// When the next pass must run at the latest (endpoints settling, a drain ending, a missing speaker
     /// becoming reportable); `None`: only on a change.
     pub wake_at: Option<Instant>,
@@ -126,6 +153,11 @@ pub struct State {
     draining: BTreeMap<IpAddr, Instant>,
     /// What the data path was last told to forward.
     forwarded: BTreeSet<IpAddr>,
+    /// Each BGP session's status at the last pass, for its Events.
+    bgp_statuses: BTreeMap<String, PeerStatus>,
+    /// The nodes advertising each IP over BGP at the last settled pass; `None` before the first, which is
+    /// taken as it is (a restarted janitor does not repeat an Event per IP).
+    advertisers: Option<BTreeMap<IpAddr, BTreeSet<String>>>,
 }
 
 impl State {
@@ -143,6 +175,8 @@ impl State {
             owned: BTreeSet::new(),
             draining: BTreeMap::new(),
             forwarded: BTreeSet::new(),
+            bgp_statuses: BTreeMap::new(),
+            advertisers: None,
         }
     }
 
@@ -206,7 +240,16 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             })
             .collect(),
     };
-    let owned: BTreeSet<IpAddr> = announce.ips.keys().copied().collect();
+    let bgp_config = BgpConfig { peers: inputs.bgp.peers, advertisements: inputs.bgp.advertisements };
+    let bgp = bgp_placement::order(
+        &me,
+        inputs.ips,
+        &cluster,
+        &bgp_config,
+        NodeAddresses::from_addresses(inputs.own_addresses),
+    );
+    // What this node receives traffic for: the IPs it answers for on layer 2 and those it advertises.
+    let owned: BTreeSet<IpAddr> = announce.ips.keys().chain(bgp.ips.iter()).copied().collect();
 
     // Forwarding brackets announcing: before, what was forwarded plus what is owned now; after, what is
     // owned now plus what drains.
@@ -263,7 +306,8 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             // Without its pool (the controller writes the annotation just after the status) there is
             // nothing certain to say yet.
             Some(other) if janitor && !ext.pool.is_empty() => {
-                if let Some((reason, note)) = not_announced(ext.ip, other, &ext.pool) {
+                let bgp_covered = bgp_placement::covered(ext, &cluster, &bgp_config);
+                if let Some((reason, note)) = not_announced(ext.ip, other, &ext.pool, bgp_covered) {
                     events.extend(targets().map(|service| OutEvent {
                         regarding: Regarding::Service(service.clone()),
                         reason,
@@ -274,6 +318,31 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             _ => {}
         }
     }
+    // BGP: session Events on change; the janitor tells each Service which nodes advertise its IP.
+    for (peer, status) in inputs.bgp.statuses {
+        if let Some((reason, note)) = bgp_report::session_event(&me, peer, state.bgp_statuses.get(peer), status) {
+            events.push(OutEvent { regarding: Regarding::BgpPeer(peer.clone()), reason, note });
+        }
+    }
+    state.bgp_statuses = inputs.bgp.statuses.clone();
+    if view.settled {
+        let mut advertisers = BTreeMap::new();
+        for ext in inputs.ips.iter().filter(|e| bgp_placement::covered(e, &cluster, &bgp_config)) {
+            let nodes = bgp_placement::advertisers(ext, &cluster, &bgp_config);
+            let known = state.advertisers.as_ref().map(|a| a.get(&ext.ip));
+            if janitor && known.is_some_and(|before| before != Some(&nodes)) {
+                let (reason, note) = bgp_advertisers_note(ext.ip, &nodes);
+                events.extend(ext.services.iter().filter_map(|s| inputs.services.get(s)).map(|service| OutEvent {
+                    regarding: Regarding::Service(service.clone()),
+                    reason,
+                    note: note.clone(),
+                }));
+            }
+            advertisers.insert(ext.ip, nodes);
+        }
+        state.advertisers = Some(advertisers);
+    }
+    let bgp_sessions = bgp_report::reconcile(&me, &bgp, inputs.bgp.statuses, inputs.bgp.sessions);
     let records = reconcile(&RecordInputs {
         me: &me,
         janitor,
@@ -285,7 +354,19 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         existing: inputs.records,
     });
     state.placed = placed;
-    Pass { peers, changed, forward_before, announce, forward_after, events, takeovers, records, wake_at }
+    Pass {
+        peers,
+        changed,
+        forward_before,
+        announce,
+        bgp,
+        forward_after,
+        events,
+        takeovers,
+        records,
+        bgp_sessions,
+        wake_at,
+    }
 }
 
 #[cfg(test)]

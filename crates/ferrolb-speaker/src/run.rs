@@ -20,13 +20,14 @@ use ferrolb_forward::dataplane::{self, Dataplane};
 use ferrolb_runtime::{Ended, Health, Tasks};
 
 use crate::announce::Announcer;
+use crate::bgp::BgpAnnouncer;
 use crate::config::SpeakerConfig;
 use crate::error::{Error, Result};
 use crate::l2::{L2Announcer, read_links};
 use crate::membership::{Membership, MembershipSettings};
 use crate::metrics::Metrics;
 use crate::observe::Stores;
-use crate::pass::{DRAIN, ForwardOrder, Forwarding, Inputs, Pass, State, pass};
+use crate::pass::{Bgp, DRAIN, ForwardOrder, Forwarding, Inputs, Pass, State, pass};
 use crate::writer::{Outbox, writer_task};
 
 /// How often the kernel path checks that its nftables table is still there.
@@ -55,7 +56,7 @@ pub async fn run(
 ) -> Result<()> {
     let notify = Arc::new(Notify::new());
     let mut tasks = Tasks::default();
-    let stores = Stores::start(&client, &notify, &mut tasks);
+    let stores = Stores::start(&client, &config.namespace, &notify, &mut tasks);
     tokio::select! {
         r = stores.wait_until_ready() => r.map_err(Error::Watch)?,
         ended = tasks.ended() => return Err(Error::Task(ended)),
@@ -95,7 +96,7 @@ pub async fn run(
             None
         }
     };
-    let (outbox, writer) = writer_task(client.clone(), me.clone());
+    let (outbox, writer) = writer_task(client.clone(), me.clone(), config.namespace.clone());
     tasks.spawn("api writer", writer);
     // rtnetlink wakes the loop on link and address changes; the resync is only a safety net.
     match crate::l2::netlink::watch(notify.clone()) {
@@ -109,6 +110,8 @@ pub async fn run(
     health.set_ready(true);
 
     let mut l2 = L2Announcer::new(metrics.clone());
+    let mut bgp = BgpAnnouncer::new(metrics.bgp.clone());
+    let bgp_changed = bgp.changed();
     let mut state = State::new(&me, port, peers);
     let mut wake_at: Option<Instant> = None;
     let mut resync = tokio::time::interval(RESYNC);
@@ -118,11 +121,12 @@ pub async fn run(
     let mut table_check = tokio::time::interval(TABLE_CHECK);
     loop {
         health.beat();
-        if let Some(failure) = l2.failed() {
+        if let Some(failure) = l2.failed().or_else(|| bgp.failed()) {
             return Err(Error::Announcer(failure));
         }
         tokio::select! {
             _ = notify.notified() => {}
+            _ = bgp_changed.notified() => {}
             changed = view_rx.changed() => if changed.is_err() {
                 return Err(Error::Task(Ended::Returned("membership")));
             },
@@ -148,6 +152,7 @@ pub async fn run(
         let snapshot = stores.snapshot(&config);
         let links = read_links(&config.interfaces);
         let records: Vec<&L2Announcement> = snapshot.records.iter().map(|r| r.as_ref()).collect();
+        let statuses = bgp.statuses();
         let wall_clock = jiff::Timestamp::now().to_string();
         let inputs = Inputs {
             view: &view,
@@ -162,6 +167,12 @@ pub async fn run(
             links: &links,
             own_addresses: &snapshot.own_addresses,
             forwarding: snapshot.forwarding.as_ref().map(|f| Forwarding { services: &f.services, slices: &f.slices }),
+            bgp: Bgp {
+                peers: &snapshot.bgp_peers,
+                advertisements: &snapshot.bgp_advertisements,
+                statuses: &statuses,
+                sessions: &snapshot.bgp_sessions,
+            },
             wall_clock: &wall_clock,
         };
         let now = Instant::now();
@@ -170,6 +181,7 @@ pub async fn run(
         let io = Io {
             membership: &membership,
             l2: &mut l2,
+            bgp: &mut bgp,
             dataplane: dataplane.as_mut(),
             outbox: &outbox,
             metrics: &metrics,
@@ -178,9 +190,10 @@ pub async fn run(
             wake_at = Some(wake_at.map_or(now + RETRY, |w| w.min(now + RETRY)));
         }
     }
-    info!("shutting down: leaving the membership, then no longer answering for any IP");
+    info!("shutting down: leaving the membership, then no longer answering for any IP, then withdrawing BGP routes");
     membership.leave().await;
-    l2.withdraw_all();
+    l2.withdraw_all().await;
+    bgp.withdraw_all().await;
     if let Some(dp) = dataplane.as_mut() {
         // Clients still hold this node's MAC until the new owners' announcements reach them: keep forwarding
         // what arrives meanwhile, then remove everything.
@@ -198,15 +211,28 @@ pub async fn run(
 struct Io<'a> {
     membership: &'a Membership,
     l2: &'a mut L2Announcer,
+    bgp: &'a mut BgpAnnouncer,
     dataplane: Option<&'a mut Dataplane>,
     outbox: &'a Outbox,
     metrics: &'a Metrics,
 }
 
-/// Carries out `turn` in its order: peers, forwarding before, announcing, forwarding after, metrics, Events,
-/// records. Returns false when the data path failed (the caller retries soon).
+/// Carries out `turn` in its order: peers, forwarding before, announcing (layer 2, BGP), forwarding after,
+/// metrics, Events, records. Returns false when the data path failed (the caller retries soon).
 async fn apply(turn: Pass, io: Io<'_>) -> bool {
-    let Pass { peers, changed, forward_before, announce, forward_after, events, takeovers, records, wake_at: _ } = turn;
+    let Pass {
+        peers,
+        changed,
+        forward_before,
+        announce,
+        bgp,
+        forward_after,
+        events,
+        takeovers,
+        records,
+        bgp_sessions,
+        wake_at: _,
+    } = turn;
     if let Some(peers) = peers {
         io.membership.set_peers(peers);
     }
@@ -219,6 +245,7 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
         forwarded &= forward(dp, &order).await;
     }
     io.l2.announce(&announce);
+    io.bgp.announce(&bgp);
     if let (Some(dp), Some(order)) = (dataplane, forward_after) {
         forwarded &= forward(dp, &order).await;
     }
@@ -234,6 +261,9 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
     }
     if !records.is_empty() {
         io.outbox.records(records);
+    }
+    if !bgp_sessions.is_empty() {
+        io.outbox.sessions(bgp_sessions);
     }
     forwarded
 }

@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use ferrolb_api::L2Announcement;
 use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use ferrolb_api::k8s::{Event as K8sEvent, ObjectReference, jiff};
+use ferrolb_api::{BGPSession, L2Announcement};
 
+use crate::bgp::report::SessionWrite;
 use crate::events::{OutEvent, Regarding};
 use crate::records::Write;
 
@@ -36,7 +37,7 @@ impl Regarding {
     fn event_namespace(&self) -> &str {
         match self {
             Regarding::Service(s) => &s.namespace,
-            Regarding::Node(_) => "default",
+            Regarding::Node(_) | Regarding::BgpPeer(_) => "default",
         }
     }
 
@@ -44,6 +45,7 @@ impl Regarding {
         match self {
             Regarding::Service(_) => "Announce",
             Regarding::Node(_) => "CheckMembership",
+            Regarding::BgpPeer(_) => "Peer",
         }
     }
 
@@ -65,6 +67,12 @@ impl Regarding {
                 uid: Some(name.clone()),
                 ..Default::default()
             },
+            Regarding::BgpPeer(name) => ObjectReference {
+                api_version: Some(format!("{}/{}", ferrolb_api::GROUP, ferrolb_api::VERSION)),
+                kind: Some("BGPPeer".to_owned()),
+                name: Some(name.clone()),
+                ..Default::default()
+            },
         }
     }
 }
@@ -72,6 +80,7 @@ impl Regarding {
 /// Where the placement loop hands its writes; dropping it lets the writer task finish what it holds.
 pub(crate) struct Outbox {
     records: watch::Sender<Vec<Write>>,
+    sessions: watch::Sender<Vec<SessionWrite>>,
     events: mpsc::UnboundedSender<OutEvent>,
 }
 
@@ -81,18 +90,28 @@ impl Outbox {
         self.records.send_replace(writes);
     }
 
+    /// Replaces the `BGPSession` writes not yet started with `writes`.
+    pub(crate) fn sessions(&self, writes: Vec<SessionWrite>) {
+        self.sessions.send_replace(writes);
+    }
+
     /// Queues an Event.
     pub(crate) fn event(&self, event: OutEvent) {
         let _ = self.events.send(event);
     }
 }
 
-/// The writer task of speaker `me` and the [`Outbox`] that feeds it. The task ends once the outbox is
-/// dropped and what it held is written (or given up).
-pub(crate) fn writer_task(client: kube::Client, me: String) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
+/// The writer task of speaker `me` (whose `BGPSession` records live in `namespace`) and the [`Outbox`] that
+/// feeds it. The task ends once the outbox is dropped and what it held is written (or given up).
+pub(crate) fn writer_task(
+    client: kube::Client,
+    me: String,
+    namespace: String,
+) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
     let (records, mut records_rx) = watch::channel::<Vec<Write>>(Vec::new());
+    let (sessions, mut sessions_rx) = watch::channel::<Vec<SessionWrite>>(Vec::new());
     let (events, mut events_rx) = mpsc::unbounded_channel::<OutEvent>();
-    let writer = Writer { client };
+    let writer = Writer { client, namespace };
     let task = async move {
         // Events that failed (an API outage): retried with backoff so none is lost to a short outage.
         let mut retries: Vec<(Instant, OutEvent, u32)> = Vec::new();
@@ -109,6 +128,11 @@ pub(crate) fn writer_task(client: kube::Client, me: String) -> (Outbox, impl Fut
                     if changed.is_err() { break; }
                     let batch = records_rx.borrow_and_update().clone();
                     futures::stream::iter(batch).for_each_concurrent(CONCURRENT_WRITES, |w| writer.write(w, &me)).await;
+                }
+                changed = sessions_rx.changed() => {
+                    if changed.is_err() { break; }
+                    let batch = sessions_rx.borrow_and_update().clone();
+                    futures::stream::iter(batch).for_each_concurrent(CONCURRENT_WRITES, |w| writer.session(w, &me)).await;
                 }
                 Some(event) = events_rx.recv() => {
                     if !writer.publish(&event, &me).await {
@@ -135,12 +159,14 @@ pub(crate) fn writer_task(client: kube::Client, me: String) -> (Outbox, impl Fut
             }
         }
     };
-    (Outbox { records, events }, task)
+    (Outbox { records, sessions, events }, task)
 }
 
 /// Performs the API writes.
 struct Writer {
     client: kube::Client,
+    /// Where this speaker's `BGPSession` records live.
+    namespace: String,
 }
 
 impl Writer {
@@ -182,6 +208,46 @@ impl Writer {
                     Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
                     Ok(Err(e)) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
                     Err(_) => warn!(%namespace, %name, "removing an L2Announcement timed out"),
+                }
+            }
+        }
+    }
+
+    /// Applies or deletes one `BGPSession` record (spec, then status); failures are logged and a later pass
+    /// redoes what is still needed.
+    async fn session(&self, write: SessionWrite, me: &str) {
+        let api: Api<BGPSession> = Api::namespaced(self.client.clone(), &self.namespace);
+        match write {
+            SessionWrite::Apply { name, spec, status } => {
+                let mut obj = BGPSession::new(&name, spec);
+                obj.metadata.labels = Some([("ferrolb.io/node".to_owned(), me.to_owned())].into());
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                let result = tokio::time::timeout(API_TIMEOUT, async {
+                    api.patch(&name, &params, &Patch::Apply(&obj)).await?;
+                    let status = serde_json::json!({
+                        "apiVersion": format!("{}/{}", ferrolb_api::GROUP, ferrolb_api::VERSION),
+                        "kind": "BGPSession",
+                        "status": status,
+                    });
+                    api.patch_status(&name, &params, &Patch::Apply(&status)).await
+                })
+                .await;
+                match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => warn!(namespace = %self.namespace, %name, error = %e, "writing a BGPSession failed"),
+                    Err(_) => warn!(namespace = %self.namespace, %name, "writing a BGPSession timed out"),
+                }
+            }
+            SessionWrite::Delete { name, resource_version } => {
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions { resource_version, uid: None }),
+                    ..Default::default()
+                };
+                match tokio::time::timeout(API_TIMEOUT, api.delete(&name, &params)).await {
+                    Ok(Ok(_)) => debug!(%name, "removed a BGPSession"),
+                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
+                    Ok(Err(e)) => warn!(%name, error = %e, "removing a BGPSession failed"),
+                    Err(_) => warn!(%name, "removing a BGPSession timed out"),
                 }
             }
         }

@@ -80,6 +80,9 @@ pub struct SpeakerArgs {
     /// In forward mode, how traffic is delivered.
     #[arg(long, value_enum, default_value = "auto", env = "FERROLB_FORWARD_PATH")]
     pub forward_path: ForwardPathArg,
+    /// The namespace the speaker runs in; its BGPSession records are written there.
+    #[arg(long, default_value = "ferrolb-system", env = "POD_NAMESPACE")]
+    pub namespace: String,
 }
 
 /// Who delivers traffic for the external IPs; the controller and every speaker must agree.

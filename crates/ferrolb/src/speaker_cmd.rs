@@ -43,6 +43,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 ForwardPathArg::Userspace => ForwardPath::Userspace,
             },
         }),
+        namespace: args.namespace.clone(),
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -49,19 +49,36 @@ fn why_moved_tells_a_departure_from_an_ineligible_node_from_a_better_rank() {
 #[test]
 fn every_unannounced_placement_has_a_warning_and_announced_ones_none() {
     let ip: IpAddr = "203.0.113.10".parse().unwrap();
-    let (reason, note) = not_announced(ip, &Placement::NotAdvertised, "blue").unwrap();
+    let (reason, note) = not_announced(ip, &Placement::NotAdvertised, "blue", false).unwrap();
     assert_eq!(
         (reason, note.as_str()),
-        (Reason::NoL2Advertisement, "203.0.113.10 is not announced: no L2Advertisement covers pool blue")
+        (
+            Reason::NoL2Advertisement,
+            "203.0.113.10 is not announced: no L2Advertisement or BGPAdvertisement covers pool blue"
+        )
     );
-    let (reason, note) = not_announced(ip, &Placement::NoEligibleNode, "blue").unwrap();
+    assert_eq!(not_announced(ip, &Placement::NotAdvertised, "blue", true), None, "BGP advertises it");
+    assert_eq!(not_announced(ip, &Placement::NoEligibleNode, "blue", true), None);
+    let (reason, note) = not_announced(ip, &Placement::NoEligibleNode, "blue", false).unwrap();
     assert_eq!(reason, Reason::NoEligibleNode);
     assert!(note.starts_with("203.0.113.10 is not announced: no live node is eligible"), "{note}");
-    let (reason, _) = not_announced(ip, &Placement::NoReadyEndpoint, "blue").unwrap();
+    let (reason, _) = not_announced(ip, &Placement::NoReadyEndpoint, "blue", false).unwrap();
     assert_eq!(reason, Reason::NoReadyEndpoint);
     assert!(reason.warning());
-    assert_eq!(not_announced(ip, &Placement::Announce { interfaces: vec![] }, "blue"), None);
-    assert_eq!(not_announced(ip, &Placement::OtherOwner("node-1".into()), "blue"), None);
+    assert_eq!(not_announced(ip, &Placement::Announce { interfaces: vec![] }, "blue", false), None);
+    assert_eq!(not_announced(ip, &Placement::OtherOwner("node-1".into()), "blue", false), None);
     assert!(!Reason::Announcing.warning() && !Reason::SpeakerJoinedMembership.warning());
     assert_eq!(Reason::SpeakerNotInMembership.as_str(), "SpeakerNotInMembership");
+}
+
+#[test]
+fn bgp_notes_name_the_advertising_nodes_or_warn_that_none_does() {
+    let ip: IpAddr = "192.0.2.225".parse().unwrap();
+    let nodes: BTreeSet<String> = ["node-2", "node-1"].map(String::from).into();
+    assert_eq!(
+        bgp_advertisers_note(ip, &nodes),
+        (Reason::BgpAdvertised, "192.0.2.225 is advertised over BGP by node-1, node-2 (2 nodes)".to_owned())
+    );
+    let (reason, note) = bgp_advertisers_note(ip, &BTreeSet::new());
+    assert!(reason.warning() && note.starts_with("192.0.2.225 is not advertised over BGP"), "{note}");
 }

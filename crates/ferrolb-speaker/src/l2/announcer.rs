@@ -149,7 +149,7 @@ impl Announcer for L2Announcer {
     }
 
     /// Stops answering for everything and leaves every multicast group (graceful shutdown).
-    fn withdraw_all(&mut self) {
+    async fn withdraw_all(&mut self) {
         self.responders.clear();
         self.announced.clear();
         self.multicast = Memberships::default();

@@ -11,6 +11,7 @@ use ferrolb_forward::plan::{Endpoint, Family, Service, ServicePort, Slice, Slice
 use ferrolb_packet::Mac;
 
 use super::*;
+use crate::bgp::placement::{BgpAdvertisement, Peer};
 use crate::desired::EXCLUDE_LABEL;
 
 const IP: &str = "198.51.100.200";
@@ -35,6 +36,10 @@ struct World {
     forward_services: Vec<Service>,
     forward_slices: Vec<Slice>,
     forward_mode: bool,
+    bgp_peers: Vec<Peer>,
+    bgp_advertisements: Vec<BgpAdvertisement>,
+    bgp_statuses: BTreeMap<String, PeerStatus>,
+    bgp_sessions: Vec<ExistingSession>,
 }
 
 impl World {
@@ -101,7 +106,45 @@ impl World {
                 }],
             }],
             forward_mode: false,
+            bgp_peers: Vec::new(),
+            bgp_advertisements: Vec::new(),
+            bgp_statuses: BTreeMap::new(),
+            bgp_sessions: Vec::new(),
         }
+    }
+
+    /// Peers every node with router `tor` and advertises every pool to it; no L2Advertisement.
+    fn bgp(mut self) -> World {
+        self.advertisements.clear();
+        self.bgp_peers = vec![Peer {
+            name: "tor".into(),
+            my_asn: 64512,
+            peer_asn: 64513,
+            address: "203.0.113.254".parse().unwrap(),
+            port: 179,
+            source: None,
+            router_id: None,
+            hold_time: Duration::from_secs(90),
+            keepalive: None,
+            connect_retry: Duration::from_secs(1),
+            node_selectors: vec![],
+            multihop: false,
+        }];
+        self.bgp_advertisements = vec![BgpAdvertisement {
+            name: "all".into(),
+            scope: Advertisement {
+                pools: BTreeSet::new(),
+                pool_selectors: vec![],
+                node_selectors: vec![],
+                interfaces: vec![],
+            },
+            peers: BTreeSet::new(),
+            aggregation_v4: 32,
+            aggregation_v6: 128,
+            local_pref: None,
+            communities: BTreeSet::new(),
+        }];
+        self
     }
 
     fn forwarding(mut self) -> World {
@@ -150,6 +193,12 @@ impl World {
             forwarding: self
                 .forward_mode
                 .then_some(Forwarding { services: &self.forward_services, slices: &self.forward_slices }),
+            bgp: Bgp {
+                peers: &self.bgp_peers,
+                advertisements: &self.bgp_advertisements,
+                statuses: &self.bgp_statuses,
+                sessions: &self.bgp_sessions,
+            },
             wall_clock: "t0",
         };
         pass(state, &inputs, now)
@@ -324,4 +373,60 @@ fn every_node_agrees_on_one_announcer() {
         .map(|me| (*me).to_owned())
         .collect();
     assert_eq!(announcing.len(), 1, "{announcing:?}");
+}
+
+#[test]
+fn with_bgp_every_node_advertises_and_forwards_before_the_routes_go_out() {
+    let world = World::new(&["node-1", "node-2", "node-3"]).bgp().forwarding();
+    for me in ["node-1", "node-2", "node-3"] {
+        let mut st = state(me, &world);
+        let turn = world.pass(&mut st, Instant::now());
+        let tor = &turn.bgp.peers["tor"];
+        assert_eq!(tor.routes.keys().map(ToString::to_string).collect::<Vec<_>>(), ["198.51.100.200/32"], "{me}");
+        assert_eq!(tor.settings.session.router_id.to_string(), "198.51.100.11", "the node's IPv4 address");
+        assert_eq!(owned(&turn.forward_before), [ip()], "{me} forwards what it advertises");
+        assert!(turn.announce.ips.is_empty(), "no L2Advertisement: nothing on layer 2");
+        assert!(turn.events.iter().all(|e| e.reason != Reason::NoL2Advertisement), "BGP covers the pool");
+        let [SessionWrite::Apply { name, spec, status }] = turn.bgp_sessions.as_slice() else {
+            panic!("{:?}", turn.bgp_sessions)
+        };
+        assert_eq!((name.as_str(), spec.peer.as_str(), status.state.as_str()), (&*format!("{me}.tor"), "tor", "Idle"));
+    }
+}
+
+#[test]
+fn a_session_that_goes_down_gets_one_warning_on_its_peer() {
+    use ferrolb_bgp::session::{Down, State as SessionState};
+    let mut world = World::new(&["node-1"]).bgp();
+    let mut st = state("node-1", &world);
+    let up = PeerStatus { state: SessionState::Established, prefixes: 1, ..PeerStatus::default() };
+    world.bgp_statuses = [("tor".to_owned(), up)].into();
+    world.pass(&mut st, Instant::now());
+    let down =
+        PeerStatus { state: SessionState::Idle, last_down: Some(Down::ConnectionClosed), ..PeerStatus::default() };
+    world.bgp_statuses = [("tor".to_owned(), down)].into();
+    let turn = world.pass(&mut st, Instant::now());
+    let downs: Vec<&OutEvent> = turn.events.iter().filter(|e| e.reason == Reason::BgpSessionDown).collect();
+    assert_eq!(downs.len(), 1, "{:?}", turn.events);
+    assert_eq!(downs[0].regarding, Regarding::BgpPeer("tor".into()));
+    assert_eq!(downs[0].note, "BGP session from node-1 to tor went down: the peer closed the connection");
+    assert!(world.pass(&mut st, Instant::now()).events.is_empty(), "once");
+}
+
+#[test]
+fn the_janitor_says_which_nodes_advertise_when_the_set_changes() {
+    let mut world = World::new(&["node-1", "node-2"]).bgp();
+    let mut janitor = state("node-1", &world);
+    assert!(world.pass(&mut janitor, Instant::now()).events.is_empty(), "the first view is taken as it is");
+    world.exclude("node-2");
+    let turn = world.pass(&mut janitor, Instant::now());
+    let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
+    assert_eq!(
+        (event.reason, event.note.as_str()),
+        (Reason::BgpAdvertised, "198.51.100.200 is advertised over BGP by node-1 (1 node)")
+    );
+    let mut other = state("node-2", &world);
+    world.pass(&mut other, Instant::now());
+    world.exclude("node-1");
+    assert!(world.pass(&mut other, Instant::now()).events.is_empty(), "only the janitor tells");
 }

@@ -1,0 +1,392 @@
+//! The speaker's BGP sessions against real routers, over real TCP between network namespaces: FRR 8 (bgpd
+//! with zebra, so the routes reach the router's kernel table) and BIRD 2. Two independent implementations
+//! must accept what ferrolb sends and what it answers, and ferrolb must accept what they send (FRR announces
+//! routes of its own with communities, which ferrolb's session validates and ignores).
+//!
+//! Needs root and Debian's frr and bird2 (hack/test installs them). Waits poll a condition with a deadline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolb_bgp::routes::RouteAttributes;
+use ferrolb_bgp::session::{self, Down, State};
+use ferrolb_bgp::{AnyCommunity, Family};
+use ferrolb_speaker::announce::Announcer;
+use ferrolb_speaker::bgp::placement::{PeerOrder, SessionSettings};
+use ferrolb_speaker::bgp::{BgpAnnouncer, BgpMetrics, BgpOrder};
+use ferrolb_testns::{Netns, NsRuntime, require_root};
+use ipnet::IpNet;
+use tokio::sync::Mutex;
+
+const NODE_V4: &str = "198.51.100.11";
+const NODE_V6: &str = "2001:db8:100::11";
+const ROUTER_V4: &str = "198.51.100.1";
+const ROUTER_V6: &str = "2001:db8:100::1";
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// === the routers ===
+
+/// A router process (or two) in the router namespace, killed on drop.
+struct Router {
+    netns: Netns,
+    dir: PathBuf,
+    children: Vec<Child>,
+    /// FRR's path space (`-N`), for vtysh; BIRD's control socket.
+    handle: String,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.handle.ends_with(".ctl") {
+            let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.handle));
+        }
+    }
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrolb-bgp-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    // FRR drops to its own user; it must read its configuration and write its logs here.
+    let _ = Command::new("chown").args(["-R", "frr:frr"]).arg(&dir).status();
+    dir
+}
+
+/// FRR as a top-of-rack router: AS 64513, peering with the node in AS `node_asn`, ECMP on, and routes of its
+/// own (with communities) that it announces to the node.
+fn frr(netns: Netns, node_asn: u32) -> Router {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let handle = format!("flbt{}-{n}", std::process::id());
+    let dir = scratch(&handle);
+    let run = PathBuf::from(format!("/var/run/frr/{handle}"));
+    std::fs::create_dir_all(&run).expect("FRR run dir");
+    let _ = Command::new("chown").args(["frr:frr"]).arg(&run).status();
+    std::fs::write(dir.join("zebra.conf"), "hostname router\n").expect("zebra.conf");
+    // Datacenter defaults: no 30 s advertisement interval towards external peers.
+    let bgpd = format!(
+        "frr defaults datacenter
+hostname router
+router bgp 64513
+ bgp router-id {ROUTER_V4}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ neighbor {NODE_V4} remote-as {node_asn}
+ neighbor {NODE_V4} timers 3 9
+ neighbor {NODE_V4} timers connect 1
+ address-family ipv4 unicast
+  neighbor {NODE_V4} activate
+  neighbor {NODE_V4} send-community all
+  maximum-paths 8
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor {NODE_V4} activate
+  neighbor {NODE_V4} send-community all
+  maximum-paths 8
+ exit-address-family
+route-map tagged permit 10
+ set community 64513:7 64513:8
+ set large-community 64513:1:2
+"
+    );
+    std::fs::write(dir.join("bgpd.conf"), bgpd).expect("bgpd.conf");
+    let _ = Command::new("chown").args(["-R", "frr:frr"]).arg(&dir).status();
+    let mut children = Vec::new();
+    for daemon in ["zebra", "bgpd"] {
+        let child = netns
+            .command(
+                &format!("/usr/lib/frr/{daemon}"),
+                &[
+                    "-N",
+                    &handle,
+                    "-f",
+                    &dir.join(format!("{daemon}.conf")).to_string_lossy(),
+                    "-i",
+                    &run.join(format!("{daemon}.pid")).to_string_lossy(),
+                    "--log",
+                    &format!("file:{}", dir.join(format!("{daemon}.log")).display()),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start FRR (apt-get install frr)");
+        children.push(child);
+        let vty = run.join(format!("{daemon}.vty"));
+        wait_for(&format!("{daemon}'s vty socket"), || vty.exists().then_some(()));
+    }
+    let router = Router { netns, dir, children, handle };
+    // bgpd needs zebra to know the interface before it can take a session on it.
+    wait_for("zebra to see eth0 up", || {
+        (router.vtysh("show interface eth0 json")["eth0"]["operationalStatus"] == "up").then_some(())
+    });
+    // Routes of its own, tagged, for the node to receive (a network statement in the file can be read
+    // before its route-map exists; added now, it takes).
+    for (family, network) in [("ipv4", "203.0.113.0/24"), ("ipv6", "2001:db8:ffff::/48")] {
+        let af = format!("address-family {family} unicast");
+        let net = format!("network {network} route-map tagged");
+        let out = Command::new("vtysh")
+            .args(["-N", &router.handle, "-c", "configure terminal", "-c", "router bgp 64513", "-c", &af, "-c", &net])
+            .output()
+            .expect("vtysh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    router
+}
+
+impl Router {
+    fn vtysh(&self, command: &str) -> serde_json::Value {
+        let out = Command::new("vtysh").args(["-N", &self.handle, "-c", command]).output().expect("vtysh");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn kernel_route(&self, prefix: &str) -> String {
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        self.netns.ip(&[family, "route", "show", prefix])
+    }
+
+    fn birdc(&self, command: &str) -> String {
+        let out = Command::new("birdc").args(["-s", &self.handle]).args(command.split(' ')).output().expect("birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// BIRD 2 as the router: AS 64513, passive (ferrolb's speaker connects), importing everything.
+fn bird(netns: Netns) -> Router {
+    let dir = scratch(&format!("bird-{}", netns.name));
+    let socket = dir.join("bird.ctl").to_string_lossy().into_owned();
+    let conf = format!(
+        "router id {ROUTER_V4};
+protocol device {{}}
+protocol bgp node1 {{
+  local {ROUTER_V4} as 64513;
+  neighbor {NODE_V4} as 64512;
+  passive on;
+  hold time 9;
+  error wait time 1, 5;
+  ipv4 {{ import all; export none; }};
+  ipv6 {{ import all; export none; }};
+}}
+"
+    );
+    let conf_path = dir.join("bird.conf");
+    std::fs::write(&conf_path, conf).expect("bird.conf");
+    let child = netns
+        .command("bird", &["-f", "-c", &conf_path.to_string_lossy(), "-s", &socket])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start BIRD (apt-get install bird2)");
+    let ctl = PathBuf::from(&socket);
+    wait_for("BIRD's control socket", || ctl.exists().then_some(()));
+    Router { netns, dir, children: vec![child], handle: socket }
+}
+
+// === the node ===
+
+struct Node {
+    runtime: NsRuntime,
+    announcer: Arc<Mutex<BgpAnnouncer>>,
+    _netns: Netns,
+}
+
+/// A node namespace joined to `router` on 198.51.100.0/24 and 2001:db8:100::/64.
+fn node_and(router: &Netns) -> Node {
+    let netns = Netns::new("node");
+    netns.link(
+        "eth0",
+        &[&format!("{NODE_V4}/24"), &format!("{NODE_V6}/64")],
+        router,
+        "eth0",
+        &[&format!("{ROUTER_V4}/24"), &format!("{ROUTER_V6}/64")],
+    );
+    let runtime = NsRuntime::new(&netns);
+    let announcer = Arc::new(Mutex::new(runtime.run(async { BgpAnnouncer::new(BgpMetrics::default()) })));
+    Node { runtime, announcer, _netns: netns }
+}
+
+fn settings(peer: &str, peer_asn: u32) -> SessionSettings {
+    SessionSettings {
+        address: peer.parse().unwrap(),
+        port: 179,
+        source: None,
+        ttl: 1,
+        session: session::Config {
+            my_asn: 64512,
+            peer_asn,
+            router_id: NODE_V4.parse().unwrap(),
+            hold_time: Duration::from_secs(9),
+            keepalive: None,
+            connect_retry: Duration::from_millis(500),
+            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+        },
+    }
+}
+
+fn order(peer: &str, settings: SessionSettings, prefixes: &[&str], attributes: &RouteAttributes) -> BgpOrder {
+    let routes: BTreeMap<IpNet, RouteAttributes> =
+        prefixes.iter().map(|p| (p.parse().unwrap(), attributes.clone())).collect();
+    let order = PeerOrder {
+        settings,
+        next_hop_v4: Some(NODE_V4.parse().unwrap()),
+        next_hop_v6: Some(NODE_V6.parse().unwrap()),
+        routes: Arc::new(routes),
+        warnings: vec![],
+    };
+    BgpOrder { peers: [(peer.to_owned(), order)].into(), ..BgpOrder::default() }
+}
+
+impl Node {
+    fn announce(&self, order: BgpOrder) {
+        let announcer = self.announcer.clone();
+        self.runtime.run(async move { announcer.lock().await.announce(&order) });
+    }
+
+    fn status(&self, peer: &str) -> Option<ferrolb_speaker::bgp::peer::PeerStatus> {
+        let announcer = self.announcer.clone();
+        let peer = peer.to_owned();
+        self.runtime.run(async move { announcer.lock().await.statuses().remove(&peer) })
+    }
+
+    fn wait_state(&self, peer: &str, state: State) {
+        wait_for(&format!("session {peer} in {state:?}"), || (self.status(peer)?.state == state).then_some(()));
+    }
+
+    fn shutdown(&self) {
+        let announcer = self.announcer.clone();
+        self.runtime.run(async move { announcer.lock().await.withdraw_all().await });
+    }
+}
+
+fn tagged() -> RouteAttributes {
+    let mut attributes = RouteAttributes::default();
+    for c in ["65000:100", "large:64512:1:2", "no-export"] {
+        match c.parse::<AnyCommunity>().unwrap() {
+            AnyCommunity::Standard(c) => attributes.communities.insert(c),
+            AnyCommunity::Large(c) => attributes.large_communities.insert(c),
+        };
+    }
+    attributes
+}
+
+// === the tests ===
+
+#[test]
+fn frr_installs_the_routes_keeps_the_session_through_changes_and_sees_the_shutdown() {
+    require_root("the BGP peer tests");
+    let router_ns = Netns::new("frr");
+    let node = node_and(&router_ns);
+    let router = frr(router_ns, 64512);
+    node.announce(order("tor", settings(ROUTER_V4, 64513), &["192.0.2.225/32", "2001:db8:300::1/128"], &tagged()));
+    node.wait_state("tor", State::Established);
+
+    // Both families reach the router's kernel, the IPv6 route over the IPv4 session with the node's IPv6 hop.
+    wait_for("the IPv4 route in the router's kernel", || {
+        router.kernel_route("192.0.2.225/32").contains(&format!("via {NODE_V4}")).then_some(())
+    });
+    wait_for("the IPv6 route in the router's kernel", || {
+        router.kernel_route("2001:db8:300::1/128").contains(&format!("via {NODE_V6}")).then_some(())
+    });
+    let route = router.vtysh("show bgp ipv4 unicast 192.0.2.225/32 json");
+    let text = route.to_string();
+    for expected in ["65000:100", "64512:1:2", "noExport", "\"64512\""] {
+        assert!(text.contains(expected), "{expected} missing from FRR's view: {text}");
+    }
+
+    // FRR's own routes, tagged with communities, reached the node and were accepted (validated, ignored).
+    let neighbor = |r: &Router| r.vtysh(&format!("show bgp neighbors {NODE_V4} json"))[NODE_V4].clone();
+    wait_for("FRR to send its routes of both families", || {
+        let families = neighbor(&router)["addressFamilyInfo"].clone();
+        let sent = |f: &str| families[f]["sentPrefixCounter"].as_u64();
+        (sent("ipv4Unicast") == Some(1) && sent("ipv6Unicast") == Some(1)).then_some(())
+    });
+
+    // 100 changes of routes: incremental UPDATEs, never a new session.
+    for i in 0..100u32 {
+        let prefixes: Vec<String> = (0..=(i % 7)).map(|k| format!("192.0.2.{}/32", 225 + k)).collect();
+        let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        node.announce(order("tor", settings(ROUTER_V4, 64513), &refs, &tagged()));
+    }
+    node.announce(order("tor", settings(ROUTER_V4, 64513), &["192.0.2.226/32"], &RouteAttributes::default()));
+    wait_for("only 192.0.2.226 to remain", || {
+        let gone =
+            router.kernel_route("192.0.2.225/32").is_empty() && router.kernel_route("2001:db8:300::1/128").is_empty();
+        (gone && router.kernel_route("192.0.2.226/32").contains(NODE_V4)).then_some(())
+    });
+    let n = neighbor(&router);
+    assert_eq!(n["connectionsEstablished"].as_u64(), Some(1), "the session was reset: {n}");
+    assert_eq!(node.status("tor").unwrap().prefixes, 1);
+
+    // A graceful stop withdraws first, then says goodbye with a Cease.
+    node.shutdown();
+    wait_for("the route to be withdrawn", || router.kernel_route("192.0.2.226/32").is_empty().then_some(()));
+    let n = wait_for("FRR to see the Cease", || {
+        let n = neighbor(&router);
+        (n["bgpState"] != "Established").then_some(n)
+    });
+    let reason = n["lastNotificationReason"].to_string() + &n["lastResetDueTo"].to_string();
+    assert!(reason.contains("Cease") || reason.contains("Administrative"), "{n}");
+}
+
+#[test]
+fn a_wrong_asn_or_a_silent_peer_gives_a_status_that_says_so() {
+    require_root("the BGP peer tests");
+    // The router expects AS 64999: it refuses the node's OPEN.
+    let router_ns = Netns::new("frr");
+    let node = node_and(&router_ns);
+    let router = frr(router_ns, 64999);
+    node.announce(order("tor", settings(ROUTER_V4, 64513), &["192.0.2.225/32"], &RouteAttributes::default()));
+    let why = wait_for("the OPEN to be refused", || match node.status("tor")?.last_down {
+        Some(Down::NotificationReceived(n)) => Some(n),
+        _ => None,
+    });
+    assert_eq!((why.code, why.subcode), (2, 2), "OPEN message error, bad peer AS: {why}");
+    assert!(router.kernel_route("192.0.2.225/32").is_empty());
+    // Nobody at this address: the status says the peer does not answer, and the session keeps retrying.
+    node.announce(order("nobody", settings("198.51.100.99", 64513), &[], &RouteAttributes::default()));
+    let status = wait_for("the connection to fail", || {
+        node.status("nobody").filter(|s| s.last_down == Some(Down::ConnectFailed))
+    });
+    assert_ne!(status.state, State::Established);
+    assert_eq!(status.last_down.unwrap().to_string(), "the peer does not answer (TCP connection failed)");
+}
+
+#[test]
+fn bird_accepts_the_same_routes() {
+    require_root("the BGP peer tests");
+    let router_ns = Netns::new("bird");
+    let node = node_and(&router_ns);
+    let router = bird(router_ns);
+    node.announce(order("bird", settings(ROUTER_V4, 64513), &["192.0.2.225/32", "2001:db8:300::1/128"], &tagged()));
+    node.wait_state("bird", State::Established);
+    let routes = wait_for("BIRD to learn both routes", || {
+        let all = router.birdc("show route all");
+        (all.contains("192.0.2.225/32") && all.contains("2001:db8:300::1/128")).then_some(all)
+    });
+    assert!(routes.contains(NODE_V4) && routes.contains(NODE_V6), "next hops: {routes}");
+    assert!(routes.contains("(65000,100)") && routes.contains("(64512, 1, 2)"), "communities: {routes}");
+    node.announce(order("bird", settings(ROUTER_V4, 64513), &[], &RouteAttributes::default()));
+    wait_for("BIRD to drop the routes", || (!router.birdc("show route").contains("192.0.2.225")).then_some(()));
+    let protocol = router.birdc("show protocols all node1");
+    assert!(protocol.contains("Established"), "the session survived the withdrawals: {protocol}");
+}

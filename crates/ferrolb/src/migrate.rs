@@ -1,8 +1,9 @@
 //! Converting MetalLB configuration into ferrolb's: the pure part of `ferrolb migrate-from-metallb`.
 //!
-//! [`parse_documents`] splits a YAML stream into documents; [`convert`] turns MetalLB `IPAddressPool` and
-//! `L2Advertisement` objects (and the pools of the legacy `config` ConfigMap) into ferrolb's cluster-scoped
-//! objects and lists everything it could not convert as a [`Problem`], never dropping anything silently.
+//! [`parse_documents`] splits a YAML stream into documents; [`convert`] turns MetalLB `IPAddressPool`,
+//! `L2Advertisement`, `BGPPeer` and `BGPAdvertisement` objects (with `Community` aliases written out), and the
+//! pools of the legacy `config` ConfigMap, into ferrolb's cluster-scoped objects and lists everything it
+//! could not convert as a [`Problem`], never dropping anything silently.
 //! An object with any field ferrolb has no equivalent for is not converted at all: converting the rest could
 //! widen what it allows. No I/O here; reading files and printing is `migrate_cmd`'s job.
 
@@ -10,11 +11,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use ferrolb_api::k8s::{LabelSelector, ObjectMeta};
-use ferrolb_api::{IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec, selector_from_k8s};
+use ferrolb_api::{
+    BGPAdvertisement, BGPPeer, IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec,
+    selector_from_k8s,
+};
 use ferrolb_ipam::AddressRange;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+mod bgp;
 mod legacy;
 
 /// The most address entries a ferrolb pool may list (the CRD's CEL budget).
@@ -58,6 +63,10 @@ pub enum Object {
     Pool(IPAddressPool),
     /// A `ferrolb.io/v1alpha1` L2Advertisement.
     L2Advertisement(L2Advertisement),
+    /// A `ferrolb.io/v1alpha1` BGPPeer.
+    BgpPeer(BGPPeer),
+    /// A `ferrolb.io/v1alpha1` BGPAdvertisement.
+    BgpAdvertisement(BGPAdvertisement),
 }
 
 /// An input object, or part of one, that was not converted.
@@ -74,9 +83,12 @@ pub struct Problem {
 /// Why something was not converted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Reason {
-    /// A BGP object (or a BGP part of the legacy ConfigMap).
-    #[error("BGP is not supported by ferrolb (layer 2 only)")]
-    Bgp,
+    /// A BGP part of the legacy ConfigMap.
+    #[error("BGP in the legacy ConfigMap is not converted: upgrade MetalLB to its CRDs (0.13+) and convert those")]
+    LegacyBgp,
+    /// A MetalLB BFDProfile.
+    #[error("ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone")]
+    Bfd,
     /// A status object MetalLB writes itself.
     #[error("status written by MetalLB; ferrolb records its own announcements (L2Announcement)")]
     MetallbStatus,
@@ -150,8 +162,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, DocumentError> {
 /// Converts MetalLB objects into ferrolb's. Never fails: whatever cannot be converted becomes a [`Problem`].
 pub fn convert(documents: &[Value]) -> Conversion {
     let mut conversion = Conversion::default();
+    let aliases = bgp::community_aliases(documents);
     for document in documents {
-        convert_one(document, &mut conversion);
+        convert_one(document, &aliases, &mut conversion);
     }
     conversion
 }
@@ -179,11 +192,13 @@ impl Object {
         match self {
             Object::Pool(pool) => ("IPAddressPool", pool.metadata.name.clone().unwrap_or_default()),
             Object::L2Advertisement(l2) => ("L2Advertisement", l2.metadata.name.clone().unwrap_or_default()),
+            Object::BgpPeer(p) => ("BGPPeer", p.metadata.name.clone().unwrap_or_default()),
+            Object::BgpAdvertisement(a) => ("BGPAdvertisement", a.metadata.name.clone().unwrap_or_default()),
         }
     }
 }
 
-fn convert_one(document: &Value, out: &mut Conversion) {
+fn convert_one(document: &Value, aliases: &BTreeMap<String, String>, out: &mut Conversion) {
     let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
         let kind = text("kind").unwrap_or_else(|| "?".to_owned());
@@ -193,7 +208,7 @@ fn convert_one(document: &Value, out: &mut Conversion) {
     // `kubectl get ... -o yaml` prints a List; convert its items.
     if kind == "List" && api_version == "v1" {
         for item in document.get("items").and_then(Value::as_sequence).into_iter().flatten() {
-            convert_one(item, out);
+            convert_one(item, aliases, out);
         }
         return;
     }
@@ -201,7 +216,11 @@ fn convert_one(document: &Value, out: &mut Conversion) {
     let result = match (group, kind.as_str()) {
         ("metallb.io", "IPAddressPool") => convert_pool(document).map(|c| vec![c]),
         ("metallb.io", "L2Advertisement") => convert_l2(document).map(|c| vec![c]),
-        ("metallb.io", "BGPPeer" | "BGPAdvertisement" | "BFDProfile" | "Community") => Err(Reason::Bgp),
+        ("metallb.io", "BGPPeer") => bgp::convert_peer(document).map(|c| vec![c]),
+        ("metallb.io", "BGPAdvertisement") => bgp::convert_advertisement(document, aliases).map(|c| vec![c]),
+        // Aliases only: written out into the advertisements that use them.
+        ("metallb.io", "Community") => Ok(Vec::new()),
+        ("metallb.io", "BFDProfile") => Err(Reason::Bfd),
         ("metallb.io", "ServiceL2Status" | "ServiceBGPStatus") => Err(Reason::MetallbStatus),
         ("metallb.io", _) => Err(Reason::UnknownMetallbKind { api_version: api_version.clone(), kind: kind.clone() }),
         ("", "ConfigMap") if legacy::is_legacy_config(document) => {

@@ -59,6 +59,8 @@ pub fn render(conversion: &Conversion) -> anyhow::Result<String> {
         let yaml = match &converted.object {
             Object::Pool(pool) => serde_yaml::to_string(pool),
             Object::L2Advertisement(l2) => serde_yaml::to_string(l2),
+            Object::BgpPeer(p) => serde_yaml::to_string(p),
+            Object::BgpAdvertisement(a) => serde_yaml::to_string(a),
         }
         .context("serializing a converted object")?;
         out.push_str(&yaml);

@@ -22,7 +22,7 @@ fn migrate(args: &[&str], stdin: &str) -> Output {
 }
 
 #[test]
-fn sample_prints_what_converted_and_exits_2_for_bgp() {
+fn sample_prints_what_converted_and_exits_2_for_the_bfd_profile() {
     let file = sample();
     let file = file.to_str().unwrap();
     let output = migrate(&[file], "");
@@ -31,14 +31,14 @@ fn sample_prints_what_converted_and_exits_2_for_bgp() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(
         stderr.lines().collect::<Vec<_>>(),
-        [
-            format!("{file}: BGPPeer/tor: not converted: BGP is not supported by ferrolb (layer 2 only)"),
-            format!("{file}: BGPAdvertisement/to-tor: not converted: BGP is not supported by ferrolb (layer 2 only)"),
-        ]
+        [format!(
+            "{file}: BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone"
+        )]
     );
     assert!(stdout.starts_with("# Converted from MetalLB"), "{stdout}");
     assert!(stdout.contains("metallb.universe.tf/"));
-    assert_eq!(stdout.matches("apiVersion: ferrolb.io/v1alpha1").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("apiVersion: ferrolb.io/v1alpha1").count(), 6, "{stdout}");
+    assert!(stdout.contains("64500:666"), "the community alias is written out: {stdout}");
     assert!(!stdout.contains("namespace:"), "{stdout}");
 }
 

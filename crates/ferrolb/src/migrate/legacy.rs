@@ -42,7 +42,7 @@ pub(super) fn convert(document: &Value) -> (Vec<Converted>, Vec<Problem>) {
             problems.push(Problem {
                 kind: "ConfigMap".to_owned(),
                 name: format!("{configmap} {key}"),
-                reason: Reason::Bgp,
+                reason: Reason::LegacyBgp,
             });
         }
     }
@@ -70,7 +70,7 @@ fn convert_pool(pool: &Value, name: &str) -> Result<Vec<Converted>, Reason> {
     let protocol = fields.get("protocol").and_then(Value::as_str).unwrap_or_default();
     match protocol {
         "layer2" => {}
-        "bgp" => return Err(Reason::Bgp),
+        "bgp" => return Err(Reason::LegacyBgp),
         other => return Err(Reason::InvalidSpec(format!("protocol {other:?} is neither layer2 nor bgp"))),
     }
     let flag = |key: &str, default: bool| match fields.get(key) {

@@ -15,7 +15,7 @@ fn pools(conversion: &Conversion) -> Vec<&IPAddressPool> {
         .iter()
         .filter_map(|c| match &c.object {
             Object::Pool(p) => Some(p),
-            Object::L2Advertisement(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -26,7 +26,7 @@ fn l2s(conversion: &Conversion) -> Vec<&L2Advertisement> {
         .iter()
         .filter_map(|c| match &c.object {
             Object::L2Advertisement(l) => Some(l),
-            Object::Pool(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -199,33 +199,64 @@ fn invalid_selector_operator_is_reported() {
 }
 
 #[test]
-fn bgp_objects_are_reported() {
+fn bgp_peers_and_advertisements_convert_with_community_aliases_written_out() {
+    let conversion = run(r#"
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, holdTime: 9s, ebgpMultiHop: true,
+       nodeSelectors: [{matchLabels: {rack: a}}]}
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: communities, namespace: metallb-system}
+spec:
+  communities:
+  - {name: edge, value: "65000:100"}
+  - {name: big, value: "large:64500:1:2"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv, namespace: metallb-system}
+spec: {ipAddressPools: [public], communities: [edge, big, "65000:200"], localPref: 50, aggregationLength: 24, peers: [tor]}
+"#);
+    assert!(conversion.problems.is_empty(), "{:?}", conversion.problems);
+    let [peer, adv] = conversion.objects.as_slice() else { panic!("{:?}", conversion.objects.len()) };
+    let Object::BgpPeer(peer) = &peer.object else { panic!("not a peer") };
+    assert_eq!((peer.spec.my_asn, peer.spec.peer_asn, peer.spec.peer_port), (64500, 64501, 179));
+    assert_eq!((peer.spec.hold_time.as_deref(), peer.spec.ebgp_multi_hop), (Some("9s"), true));
+    assert_eq!(peer.metadata.namespace, None, "ferrolb's BGP objects are cluster-scoped");
+    let notes = &adv.notes;
+    let Object::BgpAdvertisement(adv) = &adv.object else { panic!("not an advertisement") };
+    assert_eq!(adv.spec.communities, ["65000:100", "large:64500:1:2", "65000:200"]);
+    assert_eq!((adv.spec.local_pref, adv.spec.aggregation_length), (Some(50), Some(24)));
+    assert_eq!(notes.len(), 2, "{notes:?}");
+}
+
+#[test]
+fn bgp_fields_ferrolb_cannot_honour_are_listed_and_nothing_of_the_peer_is_converted() {
     let conversion = run(r#"
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {name: tor}
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, password: secret, bfdProfile: fast, vrf: red}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: adv}
+spec: {communities: [nowhere]}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast}
----
-apiVersion: metallb.io/v1beta1
-kind: Community
-metadata: {name: communities}
 "#);
     assert!(conversion.objects.is_empty());
     assert_eq!(
         problem_lines(&conversion),
         [
-            "BGPPeer/tor: not converted: BGP is not supported by ferrolb (layer 2 only)",
-            "BGPAdvertisement/adv: not converted: BGP is not supported by ferrolb (layer 2 only)",
-            "BFDProfile/fast: not converted: BGP is not supported by ferrolb (layer 2 only)",
-            "Community/communities: not converted: BGP is not supported by ferrolb (layer 2 only)",
+            "BGPPeer/tor: not converted: spec.password, spec.bfdProfile, spec.vrf have no ferrolb equivalent",
+            "BGPAdvertisement/adv: not converted: invalid spec: community \"nowhere\" is neither a value (AS:value, large:a:b:c) nor an alias defined by a Community in the input",
+            "BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone",
         ]
     );
 }
@@ -349,8 +380,8 @@ data:
     assert_eq!(
         problem_lines(&conversion),
         [
-            "ConfigMap/config peers: not converted: BGP is not supported by ferrolb (layer 2 only)",
-            "ConfigMap/config address-pools[routed]: not converted: BGP is not supported by ferrolb (layer 2 only)",
+            "ConfigMap/config peers: not converted: BGP in the legacy ConfigMap is not converted: upgrade MetalLB to its CRDs (0.13+) and convert those",
+            "ConfigMap/config address-pools[routed]: not converted: BGP in the legacy ConfigMap is not converted: upgrade MetalLB to its CRDs (0.13+) and convert those",
         ]
     );
     assert_ferrolb_accepts(&conversion);
@@ -371,6 +402,8 @@ fn sample_file_converts() {
         .map(|c| match &c.object {
             Object::Pool(p) => format!("IPAddressPool/{}", p.name_any()),
             Object::L2Advertisement(l) => format!("L2Advertisement/{}", l.name_any()),
+            Object::BgpPeer(p) => format!("BGPPeer/{}", p.name_any()),
+            Object::BgpAdvertisement(a) => format!("BGPAdvertisement/{}", a.name_any()),
         })
         .collect();
     assert_eq!(
@@ -379,15 +412,14 @@ fn sample_file_converts() {
             "IPAddressPool/production",
             "IPAddressPool/on-request",
             "L2Advertisement/prod-l2",
-            "L2Advertisement/everywhere"
+            "L2Advertisement/everywhere",
+            "BGPPeer/tor",
+            "BGPAdvertisement/to-tor"
         ]
     );
     assert_eq!(
         problem_lines(&conversion),
-        [
-            "BGPPeer/tor: not converted: BGP is not supported by ferrolb (layer 2 only)",
-            "BGPAdvertisement/to-tor: not converted: BGP is not supported by ferrolb (layer 2 only)",
-        ]
+        ["BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone"]
     );
     assert_eq!(pools(&conversion)[0].spec.addresses[1], "198.51.100.100-198.51.100.120");
     assert_ferrolb_accepts(&conversion);

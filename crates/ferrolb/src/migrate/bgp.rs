@@ -1,0 +1,118 @@
+//! MetalLB's BGP objects into ferrolb's: `BGPPeer` (v1beta1 and v1beta2) and `BGPAdvertisement` keep their
+//! field names, so what ferrolb supports converts field for field; `Community` objects are aliases, which
+//! ferrolb has no kind for, so each alias an advertisement uses is written out as its value (and noted). A
+//! peer with a field ferrolb cannot honour (a password, BFD, a VRF, graceful restart, ...) is not converted
+//! at all, and the fields are listed.
+
+use std::collections::BTreeMap;
+
+use ferrolb_api::{BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, parse_duration};
+use ferrolb_bgp::AnyCommunity;
+use serde_yaml::Value;
+
+use super::{Converted, Object, Reason, check_fields, check_selectors, metadata, spec_of};
+
+const PEER_FIELDS: [&str; 11] = [
+    "myASN",
+    "peerASN",
+    "peerAddress",
+    "peerPort",
+    "sourceAddress",
+    "routerID",
+    "holdTime",
+    "keepaliveTime",
+    "connectTime",
+    "nodeSelectors",
+    "ebgpMultiHop",
+];
+
+const ADVERTISEMENT_FIELDS: [&str; 8] = [
+    "aggregationLength",
+    "aggregationLengthV6",
+    "localPref",
+    "communities",
+    "ipAddressPools",
+    "ipAddressPoolSelectors",
+    "nodeSelectors",
+    "peers",
+];
+
+/// Community aliases by name, from every MetalLB `Community` object of the input.
+pub(super) fn community_aliases(documents: &[Value]) -> BTreeMap<String, String> {
+    let mut aliases = BTreeMap::new();
+    for document in documents {
+        let kind = document.get("kind").and_then(Value::as_str);
+        let group = document.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("metallb.io/"));
+        if !(group && kind == Some("Community")) {
+            continue;
+        }
+        let entries = document.get("spec").and_then(|s| s.get("communities")).and_then(Value::as_sequence);
+        for entry in entries.into_iter().flatten() {
+            if let (Some(name), Some(value)) =
+                (entry.get("name").and_then(Value::as_str), entry.get("value").and_then(Value::as_str))
+            {
+                aliases.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+    aliases
+}
+
+/// MetalLB durations, checked as ferrolb reads them.
+fn check_duration(spec: &BGPPeerSpec) -> Result<(), Reason> {
+    for (field, value) in
+        [("holdTime", &spec.hold_time), ("keepaliveTime", &spec.keepalive_time), ("connectTime", &spec.connect_time)]
+    {
+        if let Some(value) = value {
+            parse_duration(value).map_err(|e| Reason::InvalidSpec(format!("{field}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn convert_peer(document: &Value) -> Result<Converted, Reason> {
+    let metadata = metadata(document)?;
+    let spec = spec_of(document)?;
+    let mut unknown = Vec::new();
+    check_fields(&spec, &PEER_FIELDS, "spec", &mut unknown);
+    if !unknown.is_empty() {
+        return Err(Reason::UnknownFields(unknown));
+    }
+    let spec: BGPPeerSpec =
+        serde_yaml::from_value(Value::Mapping(spec)).map_err(|e| Reason::InvalidSpec(e.to_string()))?;
+    check_duration(&spec)?;
+    check_selectors(spec.node_selectors.iter())?;
+    Ok(Converted { object: Object::BgpPeer(BGPPeer { metadata, spec }), notes: Vec::new() })
+}
+
+pub(super) fn convert_advertisement(document: &Value, aliases: &BTreeMap<String, String>) -> Result<Converted, Reason> {
+    let metadata = metadata(document)?;
+    let spec = spec_of(document)?;
+    let mut unknown = Vec::new();
+    check_fields(&spec, &ADVERTISEMENT_FIELDS, "spec", &mut unknown);
+    if !unknown.is_empty() {
+        return Err(Reason::UnknownFields(unknown));
+    }
+    let mut spec: BGPAdvertisementSpec =
+        serde_yaml::from_value(Value::Mapping(spec)).map_err(|e| Reason::InvalidSpec(e.to_string()))?;
+    check_selectors(spec.ip_address_pool_selectors.iter().chain(&spec.node_selectors))?;
+    let mut notes = Vec::new();
+    let mut communities = Vec::new();
+    for community in &spec.communities {
+        let value = match aliases.get(community) {
+            Some(value) => {
+                notes.push(format!("community alias {community:?} written as its value {value:?}"));
+                value.clone()
+            }
+            None => community.clone(),
+        };
+        value.parse::<AnyCommunity>().map_err(|_| {
+            Reason::InvalidSpec(format!(
+                "community {community:?} is neither a value (AS:value, large:a:b:c) nor an alias defined by a Community in the input"
+            ))
+        })?;
+        communities.push(value);
+    }
+    spec.communities = communities;
+    Ok(Converted { object: Object::BgpAdvertisement(BGPAdvertisement { metadata, spec }), notes })
+}

@@ -1,5 +1,5 @@
-//! Which speakers are missing from the membership: nodes that should be announcing (some L2Advertisement
-//! selects them, they are not excluded by label and not NetworkUnavailable) but whose speaker is not a live
+//! Which speakers are missing from the membership: nodes that should be announcing (some L2Advertisement or
+//! BGPAdvertisement selects them, they are not excluded by label and not NetworkUnavailable) but whose speaker is not a live
 //! member. Placement silently skips such a node; this module turns it into Events on the Node, so
 //! `ferrolb status` can name it without the speaker reading or writing anything more than Events.
 //!

@@ -215,7 +215,14 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
 
     // Every speaker tracks missing speakers, so a new janitor knows what was reported; only the janitor
     // publishes.
-    let notices = state.absence.observe(now, inputs.nodes, inputs.advertisements, view);
+    // A node is expected to run a speaker when an L2Advertisement or a BGPAdvertisement selects it.
+    let expecting: Vec<Advertisement> = inputs
+        .advertisements
+        .iter()
+        .cloned()
+        .chain(inputs.bgp.advertisements.iter().map(|a| a.scope.clone()))
+        .collect();
+    let notices = state.absence.observe(now, inputs.nodes, &expecting, view);
     wake_by(&mut wake_at, state.absence.next_change(now));
     if janitor {
         events.extend(notices.into_iter().map(|notice| OutEvent {

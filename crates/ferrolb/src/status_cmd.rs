@@ -1,19 +1,25 @@
 //! `ferrolb status`: one screen that answers "which node holds this IP?" and "why is this Service pending?".
 //!
 //! Reads pools, LoadBalancer Services, L2Announcements, Warning Events and the speakers' membership Events on
-//! Nodes, builds a [`Report`], and prints it with [`render`] (pure, so the layout is unit-tested). Read-only:
-//! it never writes to the cluster.
+//! Nodes, and for BGP the peers, advertisements, BGPSessions, Nodes and EndpointSlices; builds a [`Report`],
+//! and prints it with [`render`] (pure, so the layout is unit-tested). Read-only: it never writes to the
+//! cluster.
+
+mod bgp;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Context;
+use ferrolb_api::k8s::{EndpointSlice, Node};
 use ferrolb_api::k8s::{Event, jiff};
 use ferrolb_api::k8s::{ResourceExt, Service};
 use ferrolb_api::{
-    CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service, ingress_ips, namespaced_key, service_key,
+    BGPAdvertisement, BGPPeer, BGPSession, CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service,
+    ingress_ips, namespaced_key, service_key,
 };
 use ferrolb_speaker::absent::{REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED, REPEAT};
+use ferrolb_speaker::bgp::overview::{Objects, bgp_advertisers};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -50,6 +56,8 @@ pub struct Report {
     pub pools: Vec<PoolRow>,
     /// LoadBalancer Services handled by ferrolb.
     pub services: Vec<ServiceRow>,
+    /// Every node's BGP sessions.
+    pub sessions: Vec<bgp::SessionRow>,
     /// Problems an operator should look at.
     pub problems: Vec<String>,
 }
@@ -114,6 +122,21 @@ pub fn render(report: &Report) -> String {
         }
     }
     table(&mut out, &rows);
+    if !report.sessions.is_empty() {
+        out.push_str("\nBGP SESSIONS\n");
+        let mut rows = vec![["NODE", "PEER", "ADDRESS", "STATE", "PREFIXES", "LAST ERROR"].map(String::from).to_vec()];
+        for s in &report.sessions {
+            rows.push(vec![
+                s.node.clone(),
+                s.peer.clone(),
+                s.address.clone(),
+                s.state.clone(),
+                s.prefixes.to_string(),
+                s.last_error.clone().unwrap_or_default(),
+            ]);
+        }
+        table(&mut out, &rows);
+    }
     if report.problems.is_empty() {
         out.push_str("\nNo problems found.\n");
     } else {
@@ -138,6 +161,16 @@ pub struct Inputs<'a> {
     pub warnings: &'a [Event],
     /// The speakers' membership Events on Nodes (Warning and Normal).
     pub membership: &'a [Event],
+    /// Every Node.
+    pub nodes: &'a [Node],
+    /// Every EndpointSlice.
+    pub slices: &'a [EndpointSlice],
+    /// Every BGPPeer.
+    pub bgp_peers: &'a [BGPPeer],
+    /// Every BGPAdvertisement.
+    pub bgp_advertisements: &'a [BGPAdvertisement],
+    /// Every BGPSession.
+    pub bgp_sessions: &'a [BGPSession],
     /// The loadBalancerClass handled.
     pub class: &'a str,
     /// Whether Services without a class are handled.
@@ -183,7 +216,18 @@ fn missing_speakers(membership: &[Event], now: jiff::Timestamp) -> Vec<String> {
 
 /// Builds the report from the objects read.
 pub fn report(inputs: &Inputs<'_>) -> Report {
-    let Inputs { pools, services, records, warnings, membership, class, unclassed, now } = *inputs;
+    let Inputs { pools, services, records, warnings, membership, class, unclassed, now, .. } = *inputs;
+    let advertisers = bgp_advertisers(&Objects {
+        services,
+        nodes: inputs.nodes,
+        slices: inputs.slices,
+        pools,
+        peers: inputs.bgp_peers,
+        advertisements: inputs.bgp_advertisements,
+        sessions: inputs.bgp_sessions,
+        class,
+        unclassed,
+    });
     let mut problems = Vec::new();
     let pool_rows = pools
         .iter()
@@ -223,9 +267,16 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
         let ips: Vec<(String, Option<String>)> = ingress_ips(svc)
             .into_iter()
             .map(|ip| {
-                let ip = ip.to_string();
-                let owner = owners.get(ip.as_str()).map(|n| (*n).to_owned());
-                (ip, owner)
+                let l2 = owners.get(ip.to_string().as_str()).map(|n| (*n).to_owned());
+                let bgp = advertisers
+                    .get(&ip)
+                    .filter(|nodes| !nodes.is_empty())
+                    .map(|nodes| format!("bgp: {}", nodes.iter().map(String::as_str).collect::<Vec<_>>().join(",")));
+                let owner = match (l2, bgp) {
+                    (Some(l2), Some(bgp)) => Some(format!("{l2}; {bgp}")),
+                    (l2, bgp) => l2.or(bgp),
+                };
+                (ip.to_string(), owner)
             })
             .collect();
         let warning = latest.get(&key).and_then(|(ev, _)| ev.note.clone());
@@ -241,7 +292,9 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
         service_rows.push(ServiceRow { service: key, pending: if ips.is_empty() { warning } else { None }, ips });
     }
     problems.extend(missing_speakers(membership, now));
-    Report { pools: pool_rows, services: service_rows, problems }
+    let sessions = bgp::session_rows(inputs.bgp_sessions);
+    problems.extend(bgp::session_problems(&sessions));
+    Report { pools: pool_rows, services: service_rows, sessions, problems }
 }
 
 /// Runs the subcommand.
@@ -264,12 +317,23 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listing {reason} Events"))?;
         membership.extend(events.items);
     }
+    let nodes = Api::<Node>::all(client.clone()).list(&lp).await.context("listing Nodes")?;
+    let slices = Api::<EndpointSlice>::all(client.clone()).list(&lp).await.context("listing EndpointSlices")?;
+    let bgp_peers = Api::<BGPPeer>::all(client.clone()).list(&lp).await.context("listing BGPPeers")?;
+    let bgp_advertisements =
+        Api::<BGPAdvertisement>::all(client.clone()).list(&lp).await.context("listing BGPAdvertisements")?;
+    let bgp_sessions = Api::<BGPSession>::all(client.clone()).list(&lp).await.context("listing BGPSessions")?;
     let report = report(&Inputs {
         pools: &pools.items,
         services: &services.items,
         records: &records.items,
         warnings: &warnings.items,
         membership: &membership,
+        nodes: &nodes.items,
+        slices: &slices.items,
+        bgp_peers: &bgp_peers.items,
+        bgp_advertisements: &bgp_advertisements.items,
+        bgp_sessions: &bgp_sessions.items,
         class: &args.load_balancer_class,
         unclassed: !args.ignore_unclassed,
         now: jiff::Timestamp::now(),
@@ -279,101 +343,4 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_usage_owners_and_problems() {
-        let report = Report {
-            pools: vec![PoolRow {
-                name: "demo".into(),
-                addresses: vec!["198.51.100.192/27".into()],
-                assigned: "8".into(),
-                available: "24".into(),
-            }],
-            services: vec![
-                ServiceRow {
-                    service: "default/web".into(),
-                    ips: vec![("198.51.100.192".into(), Some("node-2".into())), ("2001:db8::5".into(), None)],
-                    pending: None,
-                },
-                ServiceRow { service: "default/big".into(), ips: vec![], pending: Some("pool demo is full".into()) },
-            ],
-            problems: vec!["default/big is pending: pool demo is full".into()],
-        };
-        let text = render(&report);
-        assert!(text.contains("demo  198.51.100.192/27  8         24         [#####---------------]  25%"), "{text}");
-        assert!(text.contains("default/web  198.51.100.192  node-2"), "{text}");
-        assert!(text.contains("             2001:db8::5     <not announced>"), "{text}");
-        assert!(text.contains("default/big  <pending>       pool demo is full"), "{text}");
-        assert!(text.contains("PROBLEMS\n- default/big is pending: pool demo is full"), "{text}");
-    }
-
-    fn node_event(node: &str, reason: &str, minutes_ago: i64, note: &str) -> Event {
-        use ferrolb_api::k8s::ObjectReference;
-        use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-        let when = now() - jiff::SignedDuration::from_mins(minutes_ago);
-        Event {
-            reason: Some(reason.into()),
-            note: Some(note.into()),
-            type_: Some(if reason == REASON_ABSENT { "Warning" } else { "Normal" }.into()),
-            event_time: Some(MicroTime(when)),
-            regarding: Some(ObjectReference {
-                kind: Some("Node".into()),
-                name: Some(node.into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn now() -> jiff::Timestamp {
-        "2026-03-01T10:30:00Z".parse().expect("a timestamp")
-    }
-
-    #[test]
-    fn lists_nodes_whose_newest_membership_event_is_a_fresh_warning() {
-        let absent = "speaker not in the membership seen by node-1 (2 of 3 expected speakers present): not running, \
-                      UDP 7947 blocked, or another membership key";
-        let membership = [
-            // Missing now: repeated 2 minutes ago.
-            node_event("node-3", REASON_ABSENT, 12, absent),
-            node_event("node-3", REASON_ABSENT, 2, absent),
-            // Came back.
-            node_event("node-2", REASON_ABSENT, 5, absent),
-            node_event("node-2", REASON_JOINED, 4, "speaker in the membership seen by node-1 again after 1m"),
-            // Reported, then excluded.
-            node_event("node-5", REASON_ABSENT, 5, absent),
-            node_event("node-5", REASON_NOT_EXPECTED, 1, "speaker no longer expected in the membership: ..."),
-            // Not repeated for 20 minutes: nobody is watching any more, or it is long gone.
-            node_event("node-4", REASON_ABSENT, 20, absent),
-        ];
-        let report = report(&Inputs {
-            pools: &[],
-            services: &[],
-            records: &[],
-            warnings: &[],
-            membership: &membership,
-            class: "ferrolb.io/l2",
-            unclassed: true,
-            now: now(),
-        });
-        assert_eq!(report.problems, vec![format!("node-3: {absent} (reported at 10:28:00 UTC)")]);
-        let text = render(&report);
-        assert!(
-            text.contains(
-                "PROBLEMS\n- node-3: speaker not in the membership seen by node-1 (2 of 3 expected speakers present): \
-                 not running, UDP 7947 blocked, or another membership key (reported at 10:28:00 UTC)\n"
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn usage_bars_handle_huge_and_empty_pools() {
-        assert_eq!(usage_bar("0", "0"), "[--------------------]   -");
-        let huge = usage_bar("1", &u128::from(u64::MAX).to_string());
-        assert!(huge.starts_with("[--------------------]") && huge.ends_with("0%"), "{huge}");
-        assert_eq!(usage_bar("x", "1"), "?");
-    }
-}
+mod tests;

@@ -8,6 +8,7 @@
 
 mod announcer;
 pub mod metrics;
+pub mod overview;
 pub mod peer;
 pub mod placement;
 pub mod report;

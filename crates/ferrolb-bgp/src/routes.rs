@@ -201,7 +201,9 @@ fn pack(updates: &mut Vec<Update>, ctx: &Context, prefixes: &[IpNet], build: imp
         }
         // A prefix always fits after the fixed part, so every round makes progress.
         let end = end.max(start + 1);
-        updates.push(build(&prefixes[start..end]));
+        let mut update = build(&prefixes[start..end]);
+        update.attributes.sort_by_key(Attribute::wire_rank);
+        updates.push(update);
         start = end;
     }
 }

@@ -135,6 +135,16 @@ impl Attribute {
         }
     }
 
+    /// Where the attribute goes in an UPDATE this speaker writes: MP_REACH_NLRI and MP_UNREACH_NLRI first (RFC
+    /// 7606 section 5.1, so a receiver finds the routes before anything that could be malformed), then the
+    /// others in type order.
+    pub fn wire_rank(&self) -> u16 {
+        match self {
+            Attribute::MpReach { .. } | Attribute::MpUnreach { .. } => u16::from(self.code()),
+            _ => 256 + u16::from(self.code()),
+        }
+    }
+
     fn flags(&self) -> u8 {
         match self {
             Attribute::Origin(_) | Attribute::AsPath(_) | Attribute::NextHop(_) | Attribute::LocalPref(_) => TRANSITIVE,
@@ -157,7 +167,7 @@ pub struct Context {
 pub struct Update {
     /// IPv4 routes withdrawn.
     pub withdrawn: Vec<Ipv4Net>,
-    /// Path attributes (in the order read; written in type order).
+    /// Path attributes (in the order read; written in [`Attribute::wire_rank`] order).
     pub attributes: Vec<Attribute>,
     /// IPv4 routes announced with the attributes.
     pub nlri: Vec<Ipv4Net>,
@@ -212,7 +222,7 @@ impl Update {
         out.put_u16(len16(withdrawn.len()));
         out.extend_from_slice(&withdrawn);
         let mut sorted: Vec<&Attribute> = self.attributes.iter().collect();
-        sorted.sort_by_key(|a| a.code());
+        sorted.sort_by_key(|a| a.wire_rank());
         let mut attributes = Vec::new();
         for attribute in sorted {
             encode_attribute(attribute, ctx, &mut attributes);

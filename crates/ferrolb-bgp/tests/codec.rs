@@ -64,8 +64,8 @@ fn update() -> impl Strategy<Value = Update> {
                 nlri: reach,
             });
             attributes.push(Attribute::MpUnreach { family: Family::IPV6_UNICAST, withdrawn: unreach });
-            // Encoding writes attributes in type order; keep them so, so the round trip compares equal.
-            attributes.sort_by_key(Attribute::code);
+            // Encoding writes attributes in wire order; keep them so, so the round trip compares equal.
+            attributes.sort_by_key(Attribute::wire_rank);
             Update { withdrawn, attributes, nlri }
         })
 }

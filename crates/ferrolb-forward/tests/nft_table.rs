@@ -3,13 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::process::Command;
 
 use ferrolb_forward::kernel::{NftTable, render};
 use ferrolb_forward::plan::Forward;
 use ferrolb_forward::{Frontend, Protocol};
+use ferrolb_testns::{Netns, require_root};
 
-struct Namespace(String);
+struct Namespace(Netns);
 
 impl Namespace {
     fn new() -> Namespace {
@@ -17,31 +17,17 @@ impl Namespace {
     }
 
     fn new_named(tag: &str) -> Namespace {
-        assert!(is_root(), "this test needs root (network namespaces and nftables); run the suite as root, as CI does");
-        let name = format!("flb-nft-{tag}-{}", std::process::id());
-        let status = Command::new("ip").args(["netns", "add", &name]).status().expect("running ip");
-        assert!(status.success(), "ip netns add {name} failed");
-        Namespace(name)
+        require_root("the nftables table tests");
+        Namespace(Netns::new(&format!("nft-{tag}")))
     }
 
     fn nft(&self) -> NftTable {
-        NftTable::with_command(["ip", "netns", "exec", &self.0, "nft"].map(String::from).to_vec())
+        NftTable::with_command(["ip", "netns", "exec", &self.0.name, "nft"].map(String::from).to_vec())
     }
 
     fn ruleset(&self) -> String {
-        let out = Command::new("ip").args(["netns", "exec", &self.0, "nft", "list", "ruleset"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.0.run("nft", &["list", "ruleset"])
     }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
 
 fn forward(ip: &str, protocol: Protocol, port: u16, local: bool, endpoints: &[&str]) -> Forward {
@@ -89,11 +75,7 @@ async fn tables_are_accepted_replaced_whole_and_removed() {
     assert!(!listed.contains("2001:db8:300::10"), "an element of the old plan survived: {listed}");
 
     // Removal is complete and idempotent, and other tables are not touched.
-    let other = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "nft", "add", "table", "ip", "someone-else"])
-        .status()
-        .unwrap();
-    assert!(other.success());
+    ns.0.run("nft", &["add", "table", "ip", "someone-else"]);
     nft.remove().await.expect("removal");
     nft.remove().await.expect("removing an absent table is fine");
     assert!(!nft.present().await);

@@ -6,19 +6,16 @@
 //! Waits poll a condition with a deadline; the only fixed windows are where the point is that something
 //! does not arrive (no ARP reply, no connection on another port).
 
-use std::fs::File;
-use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 
 use ferrolb_forward::userspace::rules::{REFUSE_PRIORITY, RELAY_PRIORITY, RELAY_TABLE};
 use ferrolb_forward::userspace::{Limits, Relay, UserspaceForwarder, proxy_protocol};
 use ferrolb_forward::{Frontend, Protocol};
-use nix::sched::{CloneFlags, setns};
+use ferrolb_testns::{Netns, NsRuntime, require_root};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
@@ -32,90 +29,6 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 // === topology ===
 
-/// A network namespace, deleted on drop (also when a test panics).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(role: &str) -> Netns {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("flb-us-{role}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &name]);
-        let netns = Netns { name };
-        netns.ip(&["link", "set", "lo", "up"]);
-        netns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        ip(&full)
-    }
-
-    /// Runs `f` on a thread inside this namespace; sockets it creates stay in the namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|scope| scope.spawn(|| self.enter_then(f)).join().expect("thread in namespace"))
-    }
-
-    fn enter_then<T>(&self, f: impl FnOnce() -> T) -> T {
-        let file = File::open(format!("/run/netns/{}", self.name)).expect("open namespace");
-        setns(file, CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A single-threaded tokio runtime on a thread inside a namespace: every task spawned on it runs there.
-struct NsRuntime {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NsRuntime {
-    fn new(netns: &Netns) -> NsRuntime {
-        let path = format!("/run/netns/{}", netns.name);
-        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            setns(File::open(path).expect("open namespace"), CloneFlags::CLONE_NEWNET).expect("setns");
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            handle_tx.send(runtime.handle().clone()).expect("send handle");
-            let _ = runtime.block_on(stopped);
-        });
-        let handle = handle_rx.recv().expect("runtime handle");
-        NsRuntime { handle, stop: Some(stop), thread: Some(thread) }
-    }
-
-    /// Runs `future` in the namespace and waits for it.
-    fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
-        futures::executor::block_on(self.handle.spawn(future)).expect("task in namespace")
-    }
-}
-
-impl Drop for NsRuntime {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// The node (with its runtime and the forwarder) and the client.
 struct Lab {
     node_rt: NsRuntime,
@@ -126,32 +39,16 @@ struct Lab {
 
 impl Lab {
     fn new(limits: Limits) -> Lab {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the userspace forward tests need root (network namespaces, policy rules, transparent sockets); \
-             run `cargo test` as root"
-        );
+        require_root("the userspace forward tests (network namespaces, policy rules, transparent sockets)");
         let node = Netns::new("node");
         let client = Netns::new("client");
-        ip(&[
-            "link",
-            "add",
+        node.link(
             "veth0",
-            "netns",
-            &node.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
+            &[&format!("{NODE_V4}/24"), &format!("{NODE_V6}/64")],
+            &client,
             "veth0",
-            "netns",
-            &client.name,
-        ]);
-        for (netns, v4, v6) in [(&node, NODE_V4, NODE_V6), (&client, CLIENT_V4, CLIENT_V6)] {
-            netns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "veth0"]);
-            netns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "veth0", "nodad"]);
-            netns.ip(&["link", "set", "veth0", "up"]);
-        }
+            &[&format!("{CLIENT_V4}/24"), &format!("{CLIENT_V6}/64")],
+        );
         client.ip(&["route", "add", &format!("{VIP_V4}/32"), "via", NODE_V4]);
         client.ip(&["-6", "route", "add", &format!("{VIP_V6}/128"), "via", NODE_V6]);
         // The node's default route leads back to the client, as a node's leads to the router that sent it
@@ -159,7 +56,7 @@ impl Lab {
         node.ip(&["route", "add", "default", "via", CLIENT_V4]);
         node.ip(&["-6", "route", "add", "default", "via", CLIENT_V6]);
         // A Kubernetes node forwards: the VIP's other ports must still never be forwarded back out.
-        node.run(|| {
+        node.within(|| {
             std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding");
             std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1").expect("enable forwarding");
         });
@@ -224,7 +121,7 @@ impl Lab {
     }
 
     fn connect(&self, address: SocketAddr) -> std::io::Result<TcpStream> {
-        self.client.run(|| {
+        self.client.within(|| {
             let stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
             stream.set_read_timeout(Some(TIMEOUT))?;
             Ok(stream)
@@ -233,7 +130,7 @@ impl Lab {
 
     fn udp_client(&self, family: &SocketAddr) -> UdpSocket {
         let any: SocketAddr = if family.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("any");
-        self.client.run(|| {
+        self.client.within(|| {
             let socket = UdpSocket::bind(any).expect("bind client");
             socket.set_read_timeout(Some(TIMEOUT)).expect("timeout");
             socket
@@ -279,7 +176,7 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Whether connecting to `address` from the client fails (refused, unreachable or nothing within a second).
 fn unreachable(lab: &Lab, address: SocketAddr) -> bool {
-    lab.client.run(|| TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err())
+    lab.client.within(|| TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err())
 }
 
 // === tests ===
@@ -348,7 +245,7 @@ fn the_backend_sees_the_client_in_a_proxy_protocol_header() {
     }
     let client = lab.udp_client(&addr(VIP_V4, 53));
     // Connected, so its local address names the client's own address as the header must.
-    lab.client.run(|| client.connect(addr(VIP_V4, 53))).expect("connect");
+    lab.client.within(|| client.connect(addr(VIP_V4, 53))).expect("connect");
     client.send(b"query").expect("send");
     let header = proxy_protocol::header(Protocol::Udp, client.local_addr().expect("local"), addr(VIP_V4, 53));
     let mut buffer = [0u8; 256];
@@ -367,9 +264,13 @@ fn other_ports_of_the_vip_are_refused_and_the_kernel_answers_no_arp_for_it() {
         relay(Protocol::Tcp, VIP_V4, 80, addr(NODE_V4, 30080)),
         relay(Protocol::Tcp, VIP_V6, 80, addr(NODE_V6, 30080)),
     ]);
-    let node_mac = lab.client.run(|| arp_reply(NODE_V4.parse().expect("node")));
+    let node_mac = lab.client.within(|| arp_reply(NODE_V4.parse().expect("node")));
     assert!(node_mac.is_some(), "control: the node answers ARP for its own address");
-    assert_eq!(lab.client.run(|| arp_reply(VIP_V4.parse().expect("vip"))), None, "the kernel answered ARP for the VIP");
+    assert_eq!(
+        lab.client.within(|| arp_reply(VIP_V4.parse().expect("vip"))),
+        None,
+        "the kernel answered ARP for the VIP"
+    );
 
     assert!(lab.connect(addr(VIP_V4, 80)).is_ok(), "the relayed port works");
     assert!(lab.connect(addr(NODE_V4, 8080)).is_ok(), "control: the wildcard listener works on the node's address");
@@ -395,7 +296,7 @@ fn an_owned_vip_with_nothing_relayed_is_refused_on_every_port() {
 /// A connection from the client to `address` is neither delivered to a host listener nor forwarded (which
 /// would loop until it timed out): the node refuses it at once with an ICMP error.
 fn assert_refused(lab: &Lab, address: SocketAddr) {
-    match lab.client.run(|| TcpStream::connect_timeout(&address, Duration::from_secs(2))) {
+    match lab.client.within(|| TcpStream::connect_timeout(&address, Duration::from_secs(2))) {
         Ok(_) => panic!("{address} reached a host listener"),
         Err(e) => assert!(
             matches!(e.kind(), ErrorKind::HostUnreachable | ErrorKind::PermissionDenied),
@@ -580,7 +481,7 @@ fn frontends_that_cannot_listen_are_reported() {
     let lab = Lab::new(Limits::RECOMMENDED);
     // The node itself already uses the port on the VIP's address (through a transparent bind of its own).
     let vip: IpAddr = VIP_V4.parse().expect("vip");
-    let holder = lab.node.run(move || {
+    let holder = lab.node.within(move || {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
         socket.set_ip_transparent_v4(true).expect("transparent");
         socket.bind(&SocketAddr::new(vip, 80).into()).expect("bind");

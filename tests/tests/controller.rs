@@ -80,6 +80,11 @@ async fn invalid_pools_are_rejected_with_clear_messages() -> anyhow::Result<()> 
         ("198.51.100.20-198.51.100.10", "starts after it ends"),
         ("2001:db8::ff-2001:db8::1", "starts after it ends"),
         ("198.51.100.1-2001:db8::1", "mixes IPv4 and IPv6"),
+        ("127.0.0.0/8", "holds only unspecified, loopback, link-local, multicast or broadcast addresses"),
+        ("224.0.0.10-224.0.0.20", "holds only unspecified, loopback, link-local, multicast or broadcast"),
+        ("fe80::/64", "can never be LoadBalancer IPs"),
+        ("ff02::1/128", "can never be LoadBalancer IPs"),
+        ("0.0.0.0/32", "can never be LoadBalancer IPs"),
     ];
     for (entry, message) in cases {
         let out = plane.kubectl_raw(&["apply", "-f", "-"], Some(&pool("bad", &[entry], "")))?;
@@ -92,6 +97,8 @@ async fn invalid_pools_are_rejected_with_clear_messages() -> anyhow::Result<()> 
     assert!(String::from_utf8_lossy(&out.stderr).contains("addresses must list at least one CIDR or range"));
     // And the good forms are accepted, with defaults filled in.
     plane.apply(&pool("good", &["198.51.100.10-198.51.100.20", "2001:db8:1::/64", "198.51.100.7/32"], ""))?;
+    // A pool that covers reserved addresses among others is fine: they are left out.
+    plane.apply(&pool("everything", &["0.0.0.0/0", "::/0"], "  autoAssign: false\n"))?;
     let auto =
         plane.kubectl(&["get", "ipaddresspools", "good", "-o", "jsonpath={.spec.autoAssign}/{.spec.avoidBuggyIPs}"])?;
     assert_eq!(auto, "true/false");

@@ -82,8 +82,40 @@ pub fn address_entry_rules() -> Vec<Value> {
         "'range \"' + self + '\" starts after it ends; write the lower address first'",
         "FieldValueInvalid",
     );
-    vec![syntax, host_bits, same_family, start_before_end]
+    // Entries made only of addresses that can never be a LoadBalancer IP (ferrolb-ipam's `reserved`): a pool
+    // that covers some of them as well as others is fine (they are left out and counted in its status).
+    let cidr_inside = RESERVED_BLOCKS
+        .iter()
+        .map(|block| format!("cidr('{block}').containsCIDR(self)"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let range_inside = RESERVED_BLOCKS
+        .iter()
+        .map(|block| format!("(cidr('{block}').containsIP({a}) && cidr('{block}').containsIP({b}))"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let reserved = rule(
+        &format!(
+            "self.contains('-') ? (!({is_range}) || ip({a}).family() != ip({b}).family() || !({range_inside})) : (!isCIDR(self) || !({cidr_inside}))"
+        ),
+        "'\"' + self + '\" holds only unspecified, loopback, link-local, multicast or broadcast addresses, which can never be LoadBalancer IPs'",
+        "FieldValueInvalid",
+    );
+    vec![syntax, host_bits, same_family, start_before_end, reserved]
 }
+
+/// The blocks of addresses that can never be a LoadBalancer IP (as in `ferrolb_ipam::reserved_ranges`).
+const RESERVED_BLOCKS: [&str; 9] = [
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "fe80::/10",
+    "ff00::/8",
+];
 
 /// `spec.addresses`: a non-empty list of entries, each checked by [`address_entry_rules`].
 pub fn address_list(_: &mut SchemaGenerator) -> Schema {

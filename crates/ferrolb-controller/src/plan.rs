@@ -320,6 +320,10 @@ fn plan_pools(
             overlaps: overlaps.get(&name).unwrap_or(&no_overlaps),
             holders: &holders,
             deleting,
+            reserved: pool.as_ref().map_or((0, Vec::new()), |p| {
+                let count = ferrolb_ipam::Family::ALL.iter().map(|f| p.excluded(*f)).fold(0u128, u128::saturating_add);
+                (count, p.excluded_kinds().map(|k| k.as_str()).collect())
+            }),
         };
         let current = resource.status.as_ref();
         let desired = desired_status(current, &facts, resource.metadata.generation, now);

@@ -92,6 +92,9 @@ pub struct PoolFacts<'a> {
     pub holders: &'a [ServiceKey],
     /// Whether the pool is being deleted.
     pub deleting: bool,
+    /// Reserved addresses (loopback, multicast, ...) its entries cover, which it never hands out: how many,
+    /// and of which kinds.
+    pub reserved: (u128, Vec<&'static str>),
 }
 
 /// The status a pool should have. Conditions keep their `lastTransitionTime` while their status is unchanged,
@@ -109,7 +112,17 @@ pub fn desired_status(
         None if facts.deleting => {
             ("False", "Deleting", "the pool is being deleted; no new addresses are handed out".to_owned())
         }
-        None => ("True", "Ready", format!("{} IPv4 and {} IPv6 addresses free", v4.available(), v6.available())),
+        None => {
+            let mut message = format!("{} IPv4 and {} IPv6 addresses free", v4.available(), v6.available());
+            let (count, kinds) = &facts.reserved;
+            if *count > 0 {
+                message.push_str(&format!(
+                    "; {count} addresses of the entries are {} and are never handed out",
+                    kinds.join(", ")
+                ));
+            }
+            ("True", "Ready", message)
+        }
     };
     conditions.push((CONDITION_READY, ready, reason, message));
     if facts.overlaps.is_empty() {

@@ -306,6 +306,9 @@ impl Allocator {
         allow_deleting: bool,
     ) -> Result<PoolName, AllocError> {
         let family = Family::of(ip);
+        if let Some(kind) = crate::reserved::reserved_kind(ip) {
+            return Err(AllocError::ReservedAddress { ip, kind });
+        }
         // Preference: the hinted pool, then the order automatic allocation uses, then the rest by name.
         let order = hint.into_iter().chain(&self.allocation_order).chain(&self.auto_order).chain(self.pools.keys());
         let mut containing: Vec<&Pool> = Vec::new();

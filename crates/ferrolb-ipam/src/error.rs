@@ -102,6 +102,14 @@ pub enum AllocError {
         /// The requested address.
         ip: IpAddr,
     },
+    /// A requested address can never be a LoadBalancer IP (loopback, multicast, ...).
+    #[error("requested IP {ip} is {} and can never be a LoadBalancer IP", kind.as_str())]
+    ReservedAddress {
+        /// The requested address.
+        ip: IpAddr,
+        /// What it is.
+        kind: crate::reserved::Reserved,
+    },
     /// A requested address lies only in pools that may not serve this Service.
     #[error("requested IP {ip} is in pool {pool}, which does not serve this Service")]
     IpNotAllowed {
@@ -139,6 +147,7 @@ impl AllocError {
             AllocError::NoDualStackPool { .. } => "no_dual_stack_pool",
             AllocError::PoolExhausted { .. } => "pool_exhausted",
             AllocError::IpNotInAnyPool { .. } => "ip_not_in_pool",
+            AllocError::ReservedAddress { .. } => "reserved_address",
             AllocError::IpNotAllowed { .. } => "ip_not_allowed",
             AllocError::IpInUse { .. } => "ip_in_use",
             AllocError::InvalidRequest { .. } => "invalid_request",
@@ -155,6 +164,7 @@ impl AllocError {
             AllocError::NoDualStackPool { .. } => "NoDualStackPool",
             AllocError::PoolExhausted { .. } => "PoolExhausted",
             AllocError::IpNotInAnyPool { .. } => "IPNotInAnyPool",
+            AllocError::ReservedAddress { .. } => "ReservedAddress",
             AllocError::IpNotAllowed { .. } => "IPNotAllowed",
             AllocError::IpInUse { .. } => "IPInUse",
             AllocError::InvalidRequest { .. } => "InvalidRequest",

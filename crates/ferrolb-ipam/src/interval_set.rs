@@ -34,6 +34,14 @@ impl IntervalSet {
         self.intervals.iter().fold(0u128, |acc, (s, e)| acc.saturating_add((e - s).saturating_add(1)))
     }
 
+    /// How many values of `start..=end` are in the set (saturating at `u128::MAX`).
+    pub fn count_within(&self, start: u128, end: u128) -> u128 {
+        let before = self.containing(start).map(|(_, e)| (start, e.min(end)));
+        let after =
+            self.intervals.range((Bound::Excluded(start), Bound::Included(end))).map(|(s, e)| (*s, (*e).min(end)));
+        before.into_iter().chain(after).fold(0u128, |acc, (s, e)| acc.saturating_add((e - s).saturating_add(1)))
+    }
+
     /// The intervals in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u128)> + '_ {
         self.intervals.iter().map(|(s, e)| (*s, *e))

@@ -15,6 +15,7 @@ mod error;
 mod interval_set;
 mod pool;
 mod request;
+mod reserved;
 mod selector;
 
 pub use address::{AddressRange, Family};
@@ -23,6 +24,7 @@ pub use error::{AllocError, ParseError};
 pub use interval_set::IntervalSet;
 pub use pool::{Pool, PoolConfig, PoolName, ServiceAllocation};
 pub use request::{FamilyPolicy, PortKey, Protocol, Request, ServiceKey, SharingKey};
+pub use reserved::{Reserved, reserved_kind, reserved_ranges};
 pub use selector::{LabelSelector, Labels, Requirement};
 
 #[cfg(any(test, feature = "fixtures"))]

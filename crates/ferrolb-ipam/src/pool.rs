@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::address::{AddressRange, Family, buggy_v4_count};
 use crate::interval_set::IntervalSet;
 use crate::request::Request;
+use crate::reserved::{Reserved, reserved_ranges};
 use crate::selector::LabelSelector;
 
 /// The name of an IPAddressPool (cluster-scoped, so unique). Cheap to clone: every held address names it.
@@ -56,11 +57,15 @@ impl ServiceAllocation {
     }
 }
 
-/// An address pool: addresses per family (merged, so overlapping entries count once) and its rules.
+/// An address pool: addresses per family (merged, so overlapping entries count once, and without the
+/// [reserved](crate::reserved) ones) and its rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
     name: PoolName,
     addresses: [IntervalSet; 2],
+    /// Reserved addresses the entries cover and the pool leaves out, per family, and their kinds.
+    excluded: [u128; 2],
+    excluded_kinds: BTreeSet<Reserved>,
     auto_assign: bool,
     avoid_buggy_ips: bool,
     allocation: Option<ServiceAllocation>,
@@ -75,9 +80,24 @@ impl Pool {
             let (s, e) = range.bounds();
             addresses[range.family().index()].insert(s, e);
         }
+        let mut excluded = [0u128; 2];
+        let mut excluded_kinds = BTreeSet::new();
+        for family in Family::ALL {
+            let set = &mut addresses[family.index()];
+            for &(start, end, kind) in reserved_ranges(family) {
+                let covered = set.count_within(start, end);
+                if covered > 0 {
+                    excluded[family.index()] += covered;
+                    excluded_kinds.insert(kind);
+                    set.remove(start, end);
+                }
+            }
+        }
         Pool {
             name: config.name,
             addresses,
+            excluded,
+            excluded_kinds,
             auto_assign: config.auto_assign,
             avoid_buggy_ips: config.avoid_buggy_ips,
             allocation: config.allocation,
@@ -90,7 +110,18 @@ impl Pool {
         &self.name
     }
 
-    /// The pool's addresses of one family.
+    /// How many reserved addresses of `family` the entries cover and the pool leaves out (saturating: only
+    /// `::/0`'s 2^120 + 2^118 + 2 could come near).
+    pub fn excluded(&self, family: Family) -> u128 {
+        self.excluded[family.index()]
+    }
+
+    /// The kinds of reserved addresses left out.
+    pub fn excluded_kinds(&self) -> impl Iterator<Item = Reserved> + '_ {
+        self.excluded_kinds.iter().copied()
+    }
+
+    /// The pool's addresses of one family (reserved ones left out).
     pub fn addresses(&self, family: Family) -> &IntervalSet {
         &self.addresses[family.index()]
     }
@@ -126,7 +157,8 @@ impl Pool {
             && !(family == Family::V4 && self.avoid_buggy_ips && crate::address::is_buggy_v4(value))
     }
 
-    /// How many addresses of `family` the pool can hand out (saturating for the whole IPv6 space).
+    /// How many addresses of `family` the pool can hand out: exact for every entry, `::/0` included, since
+    /// the reserved ones are left out.
     pub fn capacity(&self, family: Family) -> u128 {
         let set = &self.addresses[family.index()];
         if family == Family::V4 && self.avoid_buggy_ips {

@@ -151,3 +151,24 @@ fn pool_gets_finalizer_and_status() {
     assert_eq!(status.available_ipv4, 4);
     assert_eq!(status.available.as_deref(), Some("4"));
 }
+
+#[test]
+fn a_pool_of_everything_hands_out_no_reserved_address_and_counts_exactly() {
+    let snapshot = Snapshot {
+        services: vec![svc("a", 1, None)],
+        pools: vec![pool("all", &["0.0.0.0/0", "::/0"])],
+        namespace_labels: Default::default(),
+    };
+    let plan = plan(&mut State::default(), &snapshot, &config(), &now());
+    assert_eq!(planned_ips(&plan, "a"), Some(vec!["1.0.0.0".to_owned()]), "not 0.0.0.0");
+    let status = &plan.pool_statuses[0].status;
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    let v4 = (1u128 << 32) - ((1 << 25) + (1 << 16) + (1 << 28) + 1) - 1;
+    let v6 = u128::MAX - (2 + (1 << 118) + (1 << 120)) + 1;
+    assert_eq!(ready.message.split(';').next().unwrap(), format!("{v4} IPv4 and {v6} IPv6 addresses free"));
+    assert!(
+        ready.message.ends_with("are unspecified, loopback, link-local, multicast, broadcast and are never handed out"),
+        "{}",
+        ready.message
+    );
+}

@@ -286,3 +286,50 @@ fn sharing_never_crosses_into_a_pool_that_does_not_serve_the_service() {
     let outsider = svc("ns", "b").ip("198.51.100.15").share("k").ports(&[81]).build();
     assert!(matches!(allocator.assign(&outsider), Err(AllocError::IpNotAllowed { .. })));
 }
+
+#[test]
+fn reserved_addresses_are_never_handed_out_and_counts_stay_exact() {
+    // 0.0.0.0/0 starts past "this network"; a pool with loopback in it never hands that out.
+    check(
+        vec![pool("all", &["0.0.0.0/0"]).build()],
+        &[(svc("ns", "a").build(), "1.0.0.0"), (svc("ns", "b").ip("127.0.0.1").build(), "error:reserved_address")],
+    );
+    let mut allocator = Allocator::new([pool("all", &["0.0.0.0/0"]).build()]);
+    let err = allocator.assign(&svc("ns", "b").ip("224.0.0.1").build()).unwrap_err();
+    assert_eq!(err.to_string(), "requested IP 224.0.0.1 is multicast and can never be a LoadBalancer IP");
+    let all4 = pool("all", &["0.0.0.0/0"]).build();
+    let reserved4 = (1u128 << 24) * 2 + (1 << 16) + (1 << 28) + 1;
+    assert_eq!(all4.capacity(Family::V4), (1u128 << 32) - reserved4);
+    assert_eq!(all4.excluded(Family::V4), reserved4);
+    // ::/0 holds 2^128 addresses, which no u128 can count; without the reserved ones it is exact.
+    let all6 = pool("all6", &["::/0"]).build();
+    let reserved6 = 2 + (1u128 << 118) + (1u128 << 120);
+    assert_eq!(all6.capacity(Family::V6), u128::MAX - reserved6 + 1);
+    assert_eq!(all6.excluded(Family::V6), reserved6);
+    let kinds: Vec<&str> = all6.excluded_kinds().map(|k| k.as_str()).collect();
+    assert_eq!(kinds, ["unspecified", "loopback", "link-local", "multicast"]);
+    // An ordinary pool excludes nothing.
+    let plain = pool("p", &["198.51.100.0/24", "2001:db8::/64"]).build();
+    assert_eq!((plain.excluded(Family::V4), plain.excluded(Family::V6)), (0, 0));
+    assert_eq!(plain.capacity(Family::V4), 256);
+}
+
+#[test]
+fn every_reserved_kind_is_recognised() {
+    use crate::reserved_kind;
+    let kind = |ip: &str| reserved_kind(ip.parse().unwrap()).map(|k| k.as_str());
+    assert_eq!(kind("0.0.0.0"), Some("unspecified"));
+    assert_eq!(kind("0.1.2.3"), Some("unspecified"));
+    assert_eq!(kind("127.0.0.1"), Some("loopback"));
+    assert_eq!(kind("169.254.1.1"), Some("link-local"));
+    assert_eq!(kind("239.255.255.250"), Some("multicast"));
+    assert_eq!(kind("255.255.255.255"), Some("broadcast"));
+    assert_eq!(kind("::"), Some("unspecified"));
+    assert_eq!(kind("::1"), Some("loopback"));
+    assert_eq!(kind("fe80::1"), Some("link-local"));
+    assert_eq!(kind("febf:ffff::1"), Some("link-local"));
+    assert_eq!(kind("ff02::1"), Some("multicast"));
+    for usable in ["1.0.0.0", "198.51.100.1", "223.255.255.255", "240.0.0.1", "fec0::1", "2001:db8::1", "::2"] {
+        assert_eq!(kind(usable), None, "{usable}");
+    }
+}

@@ -66,3 +66,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn count_within_counts_only_the_overlap() {
+    let mut set = IntervalSet::new();
+    set.insert(10, 20);
+    set.insert(30, 40);
+    assert_eq!(set.count_within(0, 100), 22);
+    assert_eq!(set.count_within(15, 35), 12);
+    assert_eq!(set.count_within(21, 29), 0);
+    assert_eq!(set.count_within(40, 40), 1);
+    let mut all = IntervalSet::new();
+    all.insert(0, u128::MAX);
+    assert_eq!(all.count_within(0, u128::MAX), u128::MAX, "saturates");
+}

@@ -109,7 +109,7 @@ pub enum Attribute {
     LargeCommunities(Vec<LargeCommunity>),
     /// Any other attribute, as read.
     Other {
-        /// Its flags.
+        /// Its flags, without the extended-length bit (which only says how the length is written).
         flags: u8,
         /// Its type code.
         code: u8,
@@ -391,8 +391,11 @@ fn decode_attribute(flags: u8, kind: u8, value: &[u8], whole: &[u8], ctx: &Conte
             };
             Attribute::MpUnreach { family, withdrawn }
         }
-        code::AS4_PATH => Attribute::Other { flags, code: kind, value: decode_as4_path(value, whole)? },
-        _ => Attribute::Other { flags, code: kind, value: value.to_vec() },
+        // The extended-length bit says how the length was written, not what the attribute is.
+        code::AS4_PATH => {
+            Attribute::Other { flags: flags & !EXTENDED_LENGTH, code: kind, value: decode_as4_path(value, whole)? }
+        }
+        _ => Attribute::Other { flags: flags & !EXTENDED_LENGTH, code: kind, value: value.to_vec() },
     })
 }
 

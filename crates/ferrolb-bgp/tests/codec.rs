@@ -282,3 +282,18 @@ mod differential {
         assert!(matches!(netgauze(&cease), BgpMessage::Notification(_)));
     }
 }
+
+#[test]
+fn an_unknown_attribute_written_with_an_extended_length_round_trips() {
+    // Found by the bgp_message fuzz target: flags 0xff (extended length set) on a 12-byte unknown attribute.
+    let mut body = vec![0, 0, 0, 16, 0xff, 0, 0, 12];
+    body.extend_from_slice(&[12; 12]);
+    let mut bytes = vec![0xff; 16];
+    bytes.extend_from_slice(&u16::try_from(HEADER_LEN + body.len()).unwrap().to_be_bytes());
+    bytes.push(2);
+    bytes.extend_from_slice(&body);
+    let message = Message::decode(&bytes, &CTX).unwrap();
+    let Message::Update(u) = &message else { panic!() };
+    assert_eq!(u.attributes, [Attribute::Other { flags: 0xef, code: 0, value: vec![12; 12] }]);
+    assert_eq!(Message::decode(&message.encode(&CTX), &CTX), Ok(message));
+}

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bfd;
 pub mod community;
 pub mod error;
 pub mod message;

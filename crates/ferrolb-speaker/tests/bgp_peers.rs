@@ -5,11 +5,11 @@
 //!
 //! Needs root and Debian's frr and bird2 (hack/test installs them). Waits poll a condition with a deadline.
 
+mod routers;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrolb_bgp::routes::RouteAttributes;
 use ferrolb_bgp::session::{self, Down, State};
@@ -19,188 +19,8 @@ use ferrolb_speaker::bgp::placement::{PeerOrder, SessionSettings};
 use ferrolb_speaker::bgp::{BgpAnnouncer, BgpMetrics, BgpOrder};
 use ferrolb_testns::{Netns, NsRuntime, require_root};
 use ipnet::IpNet;
+use routers::*;
 use tokio::sync::Mutex;
-
-const NODE_V4: &str = "198.51.100.11";
-const NODE_V6: &str = "2001:db8:100::11";
-const ROUTER_V4: &str = "198.51.100.1";
-const ROUTER_V6: &str = "2001:db8:100::1";
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-// === the routers ===
-
-/// A router process (or two) in the router namespace, killed on drop.
-struct Router {
-    netns: Netns,
-    dir: PathBuf,
-    children: Vec<Child>,
-    /// FRR's path space (`-N`), for vtysh; BIRD's control socket.
-    handle: String,
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        if !self.handle.ends_with(".ctl") {
-            let _ = std::fs::remove_dir_all(format!("/var/run/frr/{}", self.handle));
-        }
-    }
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrolb-bgp-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    // FRR drops to its own user; it must read its configuration and write its logs here.
-    let _ = Command::new("chown").args(["-R", "frr:frr"]).arg(&dir).status();
-    dir
-}
-
-/// FRR as a top-of-rack router: AS 64513, peering with the node in AS `node_asn`, ECMP on, and routes of its
-/// own (with communities) that it announces to the node.
-fn frr(netns: Netns, node_asn: u32) -> Router {
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let handle = format!("flbt{}-{n}", std::process::id());
-    let dir = scratch(&handle);
-    let run = PathBuf::from(format!("/var/run/frr/{handle}"));
-    std::fs::create_dir_all(&run).expect("FRR run dir");
-    let _ = Command::new("chown").args(["frr:frr"]).arg(&run).status();
-    std::fs::write(dir.join("zebra.conf"), "hostname router\n").expect("zebra.conf");
-    // Datacenter defaults: no 30 s advertisement interval towards external peers.
-    let bgpd = format!(
-        "frr defaults datacenter
-hostname router
-router bgp 64513
- bgp router-id {ROUTER_V4}
- no bgp ebgp-requires-policy
- no bgp network import-check
- no bgp default ipv4-unicast
- neighbor {NODE_V4} remote-as {node_asn}
- neighbor {NODE_V4} timers 3 9
- neighbor {NODE_V4} timers connect 1
- address-family ipv4 unicast
-  neighbor {NODE_V4} activate
-  neighbor {NODE_V4} send-community all
-  maximum-paths 8
- exit-address-family
- address-family ipv6 unicast
-  neighbor {NODE_V4} activate
-  neighbor {NODE_V4} send-community all
-  maximum-paths 8
- exit-address-family
-route-map tagged permit 10
- set community 64513:7 64513:8
- set large-community 64513:1:2
-"
-    );
-    std::fs::write(dir.join("bgpd.conf"), bgpd).expect("bgpd.conf");
-    let _ = Command::new("chown").args(["-R", "frr:frr"]).arg(&dir).status();
-    let mut children = Vec::new();
-    for daemon in ["zebra", "bgpd"] {
-        let child = netns
-            .command(
-                &format!("/usr/lib/frr/{daemon}"),
-                &[
-                    "-N",
-                    &handle,
-                    "-f",
-                    &dir.join(format!("{daemon}.conf")).to_string_lossy(),
-                    "-i",
-                    &run.join(format!("{daemon}.pid")).to_string_lossy(),
-                    "--log",
-                    &format!("file:{}", dir.join(format!("{daemon}.log")).display()),
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start FRR (apt-get install frr)");
-        children.push(child);
-        let vty = run.join(format!("{daemon}.vty"));
-        wait_for(&format!("{daemon}'s vty socket"), || vty.exists().then_some(()));
-    }
-    let router = Router { netns, dir, children, handle };
-    // bgpd needs zebra to know the interface before it can take a session on it.
-    wait_for("zebra to see eth0 up", || {
-        (router.vtysh("show interface eth0 json")["eth0"]["operationalStatus"] == "up").then_some(())
-    });
-    // Routes of its own, tagged, for the node to receive (a network statement in the file can be read
-    // before its route-map exists; added now, it takes).
-    for (family, network) in [("ipv4", "203.0.113.0/24"), ("ipv6", "2001:db8:ffff::/48")] {
-        let af = format!("address-family {family} unicast");
-        let net = format!("network {network} route-map tagged");
-        let out = Command::new("vtysh")
-            .args(["-N", &router.handle, "-c", "configure terminal", "-c", "router bgp 64513", "-c", &af, "-c", &net])
-            .output()
-            .expect("vtysh");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    router
-}
-
-impl Router {
-    fn vtysh(&self, command: &str) -> serde_json::Value {
-        let out = Command::new("vtysh").args(["-N", &self.handle, "-c", command]).output().expect("vtysh");
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn kernel_route(&self, prefix: &str) -> String {
-        let family = if prefix.contains(':') { "-6" } else { "-4" };
-        self.netns.ip(&[family, "route", "show", prefix])
-    }
-
-    fn birdc(&self, command: &str) -> String {
-        let out = Command::new("birdc").args(["-s", &self.handle]).args(command.split(' ')).output().expect("birdc");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-/// BIRD 2 as the router: AS 64513, passive (ferrolb's speaker connects), importing everything.
-fn bird(netns: Netns) -> Router {
-    let dir = scratch(&format!("bird-{}", netns.name));
-    let socket = dir.join("bird.ctl").to_string_lossy().into_owned();
-    let conf = format!(
-        "router id {ROUTER_V4};
-protocol device {{}}
-protocol bgp node1 {{
-  local {ROUTER_V4} as 64513;
-  neighbor {NODE_V4} as 64512;
-  passive on;
-  hold time 9;
-  error wait time 1, 5;
-  ipv4 {{ import all; export none; }};
-  ipv6 {{ import all; export none; }};
-}}
-"
-    );
-    let conf_path = dir.join("bird.conf");
-    std::fs::write(&conf_path, conf).expect("bird.conf");
-    let child = netns
-        .command("bird", &["-f", "-c", &conf_path.to_string_lossy(), "-s", &socket])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start BIRD (apt-get install bird2)");
-    let ctl = PathBuf::from(&socket);
-    wait_for("BIRD's control socket", || ctl.exists().then_some(()));
-    Router { netns, dir, children: vec![child], handle: socket }
-}
 
 // === the node ===
 

@@ -7,6 +7,7 @@
 //! machine of `ferrolb-bgp`; [`report`] (pure) turns session statuses into `BGPSession` records and Events.
 
 mod announcer;
+pub mod bfd;
 pub mod metrics;
 pub mod overview;
 pub mod peer;

@@ -106,3 +106,30 @@ async fn bgp_advertisements_and_sessions_are_validated_and_listed() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn bfd_profiles_are_validated_and_listed() -> anyhow::Result<()> {
+    let plane = ControlPlane::start(Components::ApiServer).await?;
+    let profile = |name: &str, spec: &str| {
+        format!("apiVersion: ferrolb.io/v1alpha1\nkind: BFDProfile\nmetadata: {{name: {name}}}\nspec:\n{spec}")
+    };
+    for (spec, message) in [
+        ("  echoMode: true\n", "echoMode is not supported by ferrolb's BFD"),
+        ("  transmitInterval: 5\n", "spec.transmitInterval"),
+        ("  receiveInterval: 60001\n", "spec.receiveInterval"),
+        ("  detectMultiplier: 1\n", "spec.detectMultiplier"),
+        ("  minimumTtl: 255\n", "spec.minimumTtl"),
+    ] {
+        refused(&plane, &profile("bad", spec), message);
+    }
+    plane.apply(&profile("fast", "  transmitInterval: 50\n  receiveInterval: 50\n  detectMultiplier: 5\n"))?;
+    plane.apply(&profile("defaults", "  echoMode: false\n"))?;
+    plane.apply(&peer("tor", &format!("{GOOD_PEER}  bfdProfile: fast\n")))?;
+    let table = plane.kubectl(&["get", "bfdprofiles"])?;
+    for expected in ["TRANSMIT", "MULTIPLIER", "fast", "50", "defaults"] {
+        assert!(table.contains(expected), "{expected} missing from\n{table}");
+    }
+    let named = plane.kubectl(&["get", "bgppeers", "tor", "-o", "jsonpath={.spec.bfdProfile}"])?;
+    assert_eq!(named, "fast");
+    Ok(())
+}

@@ -72,9 +72,14 @@ pub struct BGPPeerSpec {
     /// Nodes that peer, by label. Empty: every node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_selectors: Vec<LabelSelector>,
-    /// The peer is not directly connected: send with TTL 255 instead of 1 (external peers only).
+    /// The peer is not directly connected: send with TTL 255 instead of 1 (external peers only); BFD then
+    /// runs multihop (RFC 5883).
     #[serde(default, rename = "ebgpMultiHop")]
     pub ebgp_multi_hop: bool,
+    /// A BFDProfile: guard the session with BFD, so a dead path takes it down in a fraction of a second
+    /// instead of the hold time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_profile: Option<String>,
 }
 
 fn default_port() -> u16 {

@@ -198,3 +198,42 @@ pub fn local_pref(_: &mut SchemaGenerator) -> Schema {
         "maximum": 4294967295u64,
     })
 }
+
+/// `receiveInterval` and `transmitInterval` of a BFDProfile, in milliseconds.
+pub fn bfd_interval(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Milliseconds, 10-60000 (default 300).",
+        "type": "integer",
+        "minimum": 10,
+        "maximum": 60000,
+    })
+}
+
+/// `detectMultiplier` of a BFDProfile.
+pub fn bfd_multiplier(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Missed packets that mean the path is down, 2-255 (default 3).",
+        "type": "integer",
+        "minimum": 2,
+        "maximum": 255,
+    })
+}
+
+/// `minimumTtl` of a BFDProfile.
+pub fn bfd_minimum_ttl(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "The lowest TTL accepted on a multihop session, 1-254 (default 254).",
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 254,
+    })
+}
+
+/// A BFDProfile may not ask for echo mode, which ferrolb does not implement.
+pub fn bfd_rules() -> Value {
+    json!([{
+        "rule": "!has(self.echoMode) || !self.echoMode",
+        "message": "echoMode is not supported by ferrolb's BFD (asynchronous mode only); remove it or set it to false",
+        "reason": "FieldValueForbidden",
+    }])
+}

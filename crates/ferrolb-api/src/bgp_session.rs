@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state","description":"Idle, Connect, Active, OpenSent, OpenConfirm or Established"}"#,
     printcolumn = r#"{"name":"Prefixes","type":"integer","jsonPath":".status.prefixesAdvertised","description":"Routes advertised to the peer"}"#,
     printcolumn = r#"{"name":"Hold","type":"string","jsonPath":".status.holdTime","description":"Negotiated hold time"}"#,
+    printcolumn = r#"{"name":"BFD","type":"string","jsonPath":".status.bfd","description":"The guarding BFD session: Down, Init or Up"}"#,
     printcolumn = r#"{"name":"Up Since","type":"date","jsonPath":".status.establishedSince","description":"When the session was last established"}"#,
     printcolumn = r#"{"name":"Last Error","type":"string","jsonPath":".status.lastError","description":"Why the session last went down or failed","priority":0}"#
 )]
@@ -59,6 +60,9 @@ pub struct BGPSessionStatus {
     /// Why the session last went down or failed to come up ("the peer does not answer", a NOTIFICATION).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The state of the BFD session guarding this one (Down, Init, Up), when the peer names a BFDProfile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<String>,
     /// Settings that do not apply to this session, and why (a localPref for an external peer, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

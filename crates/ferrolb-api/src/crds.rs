@@ -3,7 +3,7 @@
 use kube::CustomResourceExt;
 
 use crate::k8s::CustomResourceDefinition;
-use crate::{BGPAdvertisement, BGPPeer, BGPSession, IPAddressPool, L2Advertisement, L2Announcement};
+use crate::{BFDProfile, BGPAdvertisement, BGPPeer, BGPSession, IPAddressPool, L2Advertisement, L2Announcement};
 
 /// The CRDs of ferrolb, with their file stems under `crds/` (`ferrolb.io_<plural>`).
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
@@ -14,6 +14,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         BGPPeer::crd(),
         BGPAdvertisement::crd(),
         BGPSession::crd(),
+        BFDProfile::crd(),
     ]
     .into_iter()
     .map(|crd| (format!("ferrolb.io_{}", crd.spec.names.plural), crd))

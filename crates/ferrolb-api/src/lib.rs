@@ -12,6 +12,7 @@
 //! `ferrolb-ipam`; talking to the API server belongs to the controller and the speaker.
 
 mod annotations;
+mod bfd_profile;
 mod bgp_advertisement;
 mod bgp_peer;
 mod bgp_schema;
@@ -29,6 +30,9 @@ mod selector;
 mod service;
 
 pub use annotations::*;
+pub use bfd_profile::{
+    BFDProfile, BFDProfileSpec, DEFAULT_BFD_INTERVAL_MS, DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER,
+};
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, WELL_KNOWN_COMMUNITY_NAMES};
 pub use bgp_peer::{BGPPeer, BGPPeerSpec, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_PEER_PORT};
 pub use bgp_session::{BGPSession, BGPSessionSpec, BGPSessionStatus, bgpsession_name};

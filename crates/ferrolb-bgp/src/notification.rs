@@ -74,6 +74,8 @@ pub const CEASE_PEER_DECONFIGURED: u8 = 3;
 pub const CEASE_ADMINISTRATIVE_RESET: u8 = 4;
 /// Cease subcode 6: a configuration change requires a new session.
 pub const CEASE_OTHER_CONFIGURATION_CHANGE: u8 = 6;
+/// Cease subcode 10 (RFC 9384): the BFD session guarding the BGP session went down.
+pub const CEASE_BFD_DOWN: u8 = 10;
 
 /// The longest shutdown communication (RFC 9003), in bytes of UTF-8.
 pub const MAX_SHUTDOWN_MESSAGE: usize = 255;

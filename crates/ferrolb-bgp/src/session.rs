@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{DecodeError, ErrorKind};
 use crate::message::{Message, RouteRefresh};
-use crate::notification::{CEASE_ADMINISTRATIVE_SHUTDOWN, Notification};
+use crate::notification::{CEASE_ADMINISTRATIVE_SHUTDOWN, CEASE_BFD_DOWN, Notification};
 use crate::open::{Family, Open};
 
 /// The longest wait between two connection attempts.
@@ -110,6 +110,8 @@ pub enum Down {
     /// This speaker sent this NOTIFICATION (a malformed or unexpected message, an OPEN it refuses, the hold
     /// timer).
     NotificationSent(Notification),
+    /// The BFD session guarding this one went down (the reason is BFD's diagnostic).
+    BfdDown(&'static str),
     /// Stopped on purpose (configuration removed, or the speaker shutting down).
     Stopped,
 }
@@ -122,6 +124,7 @@ impl Down {
             Down::ConnectionClosed => "connection_closed",
             Down::NotificationReceived(_) => "notification_received",
             Down::NotificationSent(_) => "notification_sent",
+            Down::BfdDown(_) => "bfd_down",
             Down::Stopped => "stopped",
         }
     }
@@ -134,6 +137,7 @@ impl std::fmt::Display for Down {
             Down::ConnectionClosed => f.write_str("the peer closed the connection"),
             Down::NotificationReceived(n) => write!(f, "the peer sent a NOTIFICATION: {n}"),
             Down::NotificationSent(n) => write!(f, "sent a NOTIFICATION: {n}"),
+            Down::BfdDown(why) => write!(f, "BFD went down: {why}"),
             Down::Stopped => f.write_str("stopped"),
         }
     }
@@ -156,6 +160,9 @@ pub enum Event {
     Received(Message),
     /// The bytes that arrived are not a valid message.
     Malformed(DecodeError),
+    /// The BFD session guarding this one went down, with BFD's reason: the path is dead, so the session
+    /// ends at once (a Cease with subcode 10, RFC 9384) instead of waiting for the hold time.
+    BfdDown(&'static str),
 }
 
 /// What the caller must do, in order.
@@ -276,6 +283,11 @@ impl Session {
             }
             (State::OpenSent | State::OpenConfirm | State::Established, Event::Malformed(error)) => {
                 self.notify(error.notification(), now)
+            }
+            (State::OpenSent | State::OpenConfirm | State::Established, Event::BfdDown(why)) => {
+                let mut actions = vec![Action::Send(Message::Notification(Notification::cease(CEASE_BFD_DOWN, "")))];
+                actions.extend(self.fail(Down::BfdDown(why), now));
+                actions
             }
             (state, Event::Received(message)) => self.receive(state, message, now),
             // Connection events that arrive after the state moved on (a late connect result) change nothing.

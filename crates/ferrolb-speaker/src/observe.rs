@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use ipnet::IpNet;
@@ -16,16 +17,19 @@ use tracing::warn;
 
 use ferrolb_api::k8s::{EndpointSlice, LabelSelector, Node, ResourceExt, Service};
 use ferrolb_api::{
-    BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, IPAddressPool, L2Advertisement,
-    L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating, handles_service, ingress_ips,
-    local_traffic_policy, parse_duration, recorded_pools, selector_from_k8s, service_key, slice_service_key,
+    BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_BFD_INTERVAL_MS,
+    DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, IPAddressPool,
+    L2Advertisement, L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating,
+    handles_service, ingress_ips, local_traffic_policy, parse_duration, recorded_pools, selector_from_k8s, service_key,
+    slice_service_key,
 };
 use ferrolb_bgp::AnyCommunity;
+use ferrolb_bgp::bfd::BfdConfig;
 use ferrolb_forward::{Protocol, plan};
 use ferrolb_runtime::{Tasks, watch_into};
 
 use crate::bgp::report::ExistingSession;
-use crate::bgp::{BgpAdvertisement, Peer};
+use crate::bgp::{Bfd, BgpAdvertisement, Peer};
 use crate::config::SpeakerConfig;
 use crate::desired::{Advertisement, ExternalIp, NodeInfo, Selector};
 use crate::endpoints::Observed;
@@ -42,6 +46,7 @@ pub(crate) struct Stores {
     bgp_peers: Store<BGPPeer>,
     bgp_advertisements: Store<BGPAdvertisement>,
     bgp_sessions: Store<BGPSession>,
+    bfd_profiles: Store<BFDProfile>,
 }
 
 impl Stores {
@@ -57,6 +62,7 @@ impl Stores {
         let (bgp_peers, s7) = watch_into(Api::<BGPPeer>::all(client.clone()), notify.clone());
         let (bgp_advertisements, s8) = watch_into(Api::<BGPAdvertisement>::all(client.clone()), notify.clone());
         let (bgp_sessions, s9) = watch_into(Api::<BGPSession>::namespaced(client.clone(), namespace), notify.clone());
+        let (bfd_profiles, s10) = watch_into(Api::<BFDProfile>::all(client.clone()), notify.clone());
         tasks.spawn("watches", async move {
             tokio::join!(
                 s1.collect::<()>(),
@@ -67,10 +73,22 @@ impl Stores {
                 s6.collect::<()>(),
                 s7.collect::<()>(),
                 s8.collect::<()>(),
-                s9.collect::<()>()
+                s9.collect::<()>(),
+                s10.collect::<()>()
             );
         });
-        Stores { services, nodes, pools, advertisements, slices, records, bgp_peers, bgp_advertisements, bgp_sessions }
+        Stores {
+            services,
+            nodes,
+            pools,
+            advertisements,
+            slices,
+            records,
+            bgp_peers,
+            bgp_advertisements,
+            bgp_sessions,
+            bfd_profiles,
+        }
     }
 
     /// Waits until every store holds its first full list.
@@ -84,7 +102,8 @@ impl Stores {
             self.records.wait_until_ready(),
             self.bgp_peers.wait_until_ready(),
             self.bgp_advertisements.wait_until_ready(),
-            self.bgp_sessions.wait_until_ready()
+            self.bgp_sessions.wait_until_ready(),
+            self.bfd_profiles.wait_until_ready()
         )
         .map(|_| ())
     }
@@ -128,7 +147,11 @@ impl Stores {
                 .map(|n| internal_addresses(n))
                 .unwrap_or_default(),
             forwarding,
-            bgp_peers: self.bgp_peers.state().iter().filter_map(|p| bgp_peer(p)).collect(),
+            bgp_peers: {
+                let profiles: BTreeMap<String, Bfd> =
+                    self.bfd_profiles.state().iter().map(|p| (p.name_any(), bfd_profile(&p.spec))).collect();
+                self.bgp_peers.state().iter().filter_map(|p| bgp_peer(p, &profiles)).collect()
+            },
             bgp_advertisements: self.bgp_advertisements.state().iter().filter_map(|a| bgp_advertisement(a)).collect(),
             bgp_sessions: self.bgp_sessions.state().iter().map(|s| existing_session(s)).collect(),
         }
@@ -260,8 +283,23 @@ pub(crate) fn advertisement(ad: &L2Advertisement) -> Option<Advertisement> {
     }
 }
 
-/// A BGPPeer as the speaker reads it; `None` (and a warning) for one the API server should have refused.
-pub(crate) fn bgp_peer(peer: &BGPPeer) -> Option<Peer> {
+/// A BFDProfile's timers, defaults filled in.
+pub(crate) fn bfd_profile(spec: &BFDProfileSpec) -> Bfd {
+    let ms = |v: Option<u32>| Duration::from_millis(u64::from(v.unwrap_or(DEFAULT_BFD_INTERVAL_MS)));
+    Bfd::Profile(
+        BfdConfig {
+            desired_min_tx: ms(spec.transmit_interval),
+            required_min_rx: ms(spec.receive_interval),
+            detect_mult: spec.detect_multiplier.unwrap_or(DEFAULT_BFD_MULTIPLIER),
+            passive: spec.passive_mode.unwrap_or(false),
+        },
+        spec.minimum_ttl.unwrap_or(DEFAULT_BFD_MINIMUM_TTL),
+    )
+}
+
+/// A BGPPeer as the speaker reads it, its BFD profile looked up in `profiles`; `None` (and a warning) for one
+/// the API server should have refused.
+pub(crate) fn bgp_peer(peer: &BGPPeer, profiles: &BTreeMap<String, Bfd>) -> Option<Peer> {
     let name = peer.name_any();
     let spec = &peer.spec;
     let parsed = (|| -> Result<Peer, String> {
@@ -287,6 +325,10 @@ pub(crate) fn bgp_peer(peer: &BGPPeer) -> Option<Peer> {
             connect_retry: duration("connectTime", spec.connect_time.as_deref(), DEFAULT_CONNECT_TIME)?,
             node_selectors: selectors(&spec.node_selectors).map_err(|e| e.to_string())?,
             multihop: spec.ebgp_multi_hop,
+            bfd: spec
+                .bfd_profile
+                .as_ref()
+                .map(|name| profiles.get(name).cloned().unwrap_or_else(|| Bfd::Missing(name.clone()))),
         })
     })();
     match parsed {

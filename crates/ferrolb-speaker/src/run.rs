@@ -21,6 +21,7 @@ use ferrolb_runtime::{Ended, Health, Tasks};
 
 use crate::announce::Announcer;
 use crate::bgp::BgpAnnouncer;
+use crate::bgp::bfd::BfdEndpoint;
 use crate::config::SpeakerConfig;
 use crate::error::{Error, Result};
 use crate::l2::{L2Announcer, read_links};
@@ -110,7 +111,18 @@ pub async fn run(
     health.set_ready(true);
 
     let mut l2 = L2Announcer::new(metrics.clone());
-    let mut bgp = BgpAnnouncer::new(metrics.bgp.clone());
+    // BFD listens on every node, so that a BGPPeer naming a profile finds it running.
+    let bfd = match BfdEndpoint::start() {
+        Ok((endpoint, task)) => {
+            tasks.spawn("bfd", task);
+            Some(endpoint)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot listen for BFD on UDP 3784; BGP sessions will run without BFD");
+            None
+        }
+    };
+    let mut bgp = BgpAnnouncer::new(metrics.bgp.clone(), bfd);
     let bgp_changed = bgp.changed();
     let mut state = State::new(&me, port, peers);
     let mut wake_at: Option<Instant> = None;

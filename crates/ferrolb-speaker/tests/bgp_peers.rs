@@ -41,7 +41,7 @@ fn node_and(router: &Netns) -> Node {
         &[&format!("{ROUTER_V4}/24"), &format!("{ROUTER_V6}/64")],
     );
     let runtime = NsRuntime::new(&netns);
-    let announcer = Arc::new(Mutex::new(runtime.run(async { BgpAnnouncer::new(BgpMetrics::default()) })));
+    let announcer = Arc::new(Mutex::new(runtime.run(async { BgpAnnouncer::new(BgpMetrics::default(), None) })));
     Node { runtime, announcer, _netns: netns }
 }
 
@@ -60,6 +60,7 @@ fn settings(peer: &str, peer_asn: u32) -> SessionSettings {
             connect_retry: Duration::from_millis(500),
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         },
+        bfd: None,
     }
 }
 

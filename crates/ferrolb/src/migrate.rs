@@ -12,7 +12,7 @@ use std::fmt;
 
 use ferrolb_api::k8s::{LabelSelector, ObjectMeta};
 use ferrolb_api::{
-    BGPAdvertisement, BGPPeer, IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec,
+    BFDProfile, BGPAdvertisement, BGPPeer, IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec,
     selector_from_k8s,
 };
 use ferrolb_ipam::AddressRange;
@@ -67,6 +67,8 @@ pub enum Object {
     BgpPeer(BGPPeer),
     /// A `ferrolb.io/v1alpha1` BGPAdvertisement.
     BgpAdvertisement(BGPAdvertisement),
+    /// A `ferrolb.io/v1alpha1` BFDProfile.
+    BfdProfile(BFDProfile),
 }
 
 /// An input object, or part of one, that was not converted.
@@ -86,9 +88,9 @@ pub enum Reason {
     /// A BGP part of the legacy ConfigMap.
     #[error("BGP in the legacy ConfigMap is not converted: upgrade MetalLB to its CRDs (0.13+) and convert those")]
     LegacyBgp,
-    /// A MetalLB BFDProfile.
-    #[error("ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone")]
-    Bfd,
+    /// A MetalLB BFDProfile asking for echo mode.
+    #[error("echo mode is not implemented by ferrolb's BFD (asynchronous mode only); drop echoMode to convert")]
+    BfdEcho,
     /// A status object MetalLB writes itself.
     #[error("status written by MetalLB; ferrolb records its own announcements (L2Announcement)")]
     MetallbStatus,
@@ -194,6 +196,7 @@ impl Object {
             Object::L2Advertisement(l2) => ("L2Advertisement", l2.metadata.name.clone().unwrap_or_default()),
             Object::BgpPeer(p) => ("BGPPeer", p.metadata.name.clone().unwrap_or_default()),
             Object::BgpAdvertisement(a) => ("BGPAdvertisement", a.metadata.name.clone().unwrap_or_default()),
+            Object::BfdProfile(b) => ("BFDProfile", b.metadata.name.clone().unwrap_or_default()),
         }
     }
 }
@@ -220,7 +223,7 @@ fn convert_one(document: &Value, aliases: &BTreeMap<String, String>, out: &mut C
         ("metallb.io", "BGPAdvertisement") => bgp::convert_advertisement(document, aliases).map(|c| vec![c]),
         // Aliases only: written out into the advertisements that use them.
         ("metallb.io", "Community") => Ok(Vec::new()),
-        ("metallb.io", "BFDProfile") => Err(Reason::Bfd),
+        ("metallb.io", "BFDProfile") => bgp::convert_bfd_profile(document).map(|c| vec![c]),
         ("metallb.io", "ServiceL2Status" | "ServiceBGPStatus") => Err(Reason::MetallbStatus),
         ("metallb.io", _) => Err(Reason::UnknownMetallbKind { api_version: api_version.clone(), kind: kind.clone() }),
         ("", "ConfigMap") if legacy::is_legacy_config(document) => {

@@ -61,6 +61,7 @@ pub fn render(conversion: &Conversion) -> anyhow::Result<String> {
             Object::L2Advertisement(l2) => serde_yaml::to_string(l2),
             Object::BgpPeer(p) => serde_yaml::to_string(p),
             Object::BgpAdvertisement(a) => serde_yaml::to_string(a),
+            Object::BfdProfile(b) => serde_yaml::to_string(b),
         }
         .context("serializing a converted object")?;
         out.push_str(&yaml);

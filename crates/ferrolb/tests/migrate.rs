@@ -22,7 +22,7 @@ fn migrate(args: &[&str], stdin: &str) -> Output {
 }
 
 #[test]
-fn sample_prints_what_converted_and_exits_2_for_the_bfd_profile() {
+fn sample_prints_what_converted_and_exits_2_for_the_echo_mode_profile() {
     let file = sample();
     let file = file.to_str().unwrap();
     let output = migrate(&[file], "");
@@ -32,12 +32,12 @@ fn sample_prints_what_converted_and_exits_2_for_the_bfd_profile() {
     assert_eq!(
         stderr.lines().collect::<Vec<_>>(),
         [format!(
-            "{file}: BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone"
+            "{file}: BFDProfile/echo: not converted: echo mode is not implemented by ferrolb's BFD (asynchronous mode only); drop echoMode to convert"
         )]
     );
     assert!(stdout.starts_with("# Converted from MetalLB"), "{stdout}");
     assert!(stdout.contains("metallb.universe.tf/"));
-    assert_eq!(stdout.matches("apiVersion: ferrolb.io/v1alpha1").count(), 6, "{stdout}");
+    assert_eq!(stdout.matches("apiVersion: ferrolb.io/v1alpha1").count(), 7, "{stdout}");
     assert!(stdout.contains("64500:666"), "the community alias is written out: {stdout}");
     assert!(!stdout.contains("namespace:"), "{stdout}");
 }

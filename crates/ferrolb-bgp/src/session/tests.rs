@@ -235,3 +235,22 @@ fn a_configured_keepalive_is_used_when_it_is_within_a_third_of_the_hold_time() {
     let [Action::Established(n)] = actions.as_slice() else { panic!("{actions:?}") };
     assert_eq!(n.keepalive, Duration::from_secs(1));
 }
+
+#[test]
+fn bfd_down_ends_the_session_at_once_with_a_cease() {
+    let t0 = Instant::now();
+    let mut s = established(t0);
+    let actions = s.handle(Event::BfdDown("no BFD packet from the peer within the detection time"), t0);
+    let n = sent_notification(&actions).expect("a Cease");
+    assert_eq!((n.code, n.subcode), (6, 10));
+    assert!(actions.contains(&Action::Disconnect));
+    assert_eq!(s.state(), State::Idle);
+    assert_eq!(
+        s.last_down().unwrap().to_string(),
+        "BFD went down: no BFD packet from the peer within the detection time"
+    );
+    assert!(s.next_deadline().is_some(), "and it tries again");
+    // Before a session is up, there is nothing to end.
+    let mut idle = Session::new(config());
+    assert!(idle.handle(Event::BfdDown("x"), t0).is_empty());
+}

@@ -10,6 +10,7 @@ use ferrolb_bgp::session::State;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::bfd::BfdEndpoint;
 use super::metrics::BgpMetrics;
 use super::peer::{PeerStatus, PeerTask, Routes, state_labels};
 use super::placement::{BgpOrder, PeerOrder, SessionSettings};
@@ -39,12 +40,14 @@ pub struct BgpAnnouncer {
     stopping: Vec<JoinHandle<()>>,
     changed: Arc<Notify>,
     metrics: BgpMetrics,
+    bfd: Option<BfdEndpoint>,
 }
 
 impl BgpAnnouncer {
-    /// No sessions yet.
-    pub fn new(metrics: BgpMetrics) -> BgpAnnouncer {
-        BgpAnnouncer { peers: BTreeMap::new(), stopping: Vec::new(), changed: Arc::new(Notify::new()), metrics }
+    /// No sessions yet; sessions whose peer names a BFD profile run it on `bfd` (`None`: BFD unavailable,
+    /// and such sessions run without it).
+    pub fn new(metrics: BgpMetrics, bfd: Option<BfdEndpoint>) -> BgpAnnouncer {
+        BgpAnnouncer { peers: BTreeMap::new(), stopping: Vec::new(), changed: Arc::new(Notify::new()), metrics, bfd }
     }
 
     /// Signalled whenever a session's status changes.
@@ -71,6 +74,7 @@ impl BgpAnnouncer {
             status: status_tx,
             changed: self.changed.clone(),
             metrics: self.metrics.clone(),
+            bfd: self.bfd.clone(),
         };
         let task = tokio::spawn(async move {
             // A restarted session waits for its predecessor to withdraw and close.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::k8s::jiff;
+use ferrolb_bgp::bfd::SessionState;
 use ferrolb_bgp::routes::{Outbox, Peering, RouteAttributes};
 use ferrolb_bgp::session::{Action, Down, Event, Negotiated, Session, State};
 use ferrolb_bgp::{Context, Message, Update, frame};
@@ -24,6 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::bfd::BfdEndpoint;
 use super::metrics::{BgpMetrics, NotificationLabels, PeerLabels, StateLabels};
 use super::placement::SessionSettings;
 
@@ -66,11 +68,20 @@ pub struct PeerStatus {
     pub prefixes: usize,
     /// Why the session last went down or failed to come up.
     pub last_down: Option<Down>,
+    /// The guarding BFD session's state, if there is one.
+    pub bfd: Option<SessionState>,
 }
 
 impl Default for PeerStatus {
     fn default() -> PeerStatus {
-        PeerStatus { state: State::Idle, negotiated: None, established_since: None, prefixes: 0, last_down: None }
+        PeerStatus {
+            state: State::Idle,
+            negotiated: None,
+            established_since: None,
+            prefixes: 0,
+            last_down: None,
+            bfd: None,
+        }
     }
 }
 
@@ -91,6 +102,8 @@ pub(crate) struct PeerTask {
     pub(crate) status: watch::Sender<PeerStatus>,
     pub(crate) changed: Arc<Notify>,
     pub(crate) metrics: BgpMetrics,
+    /// Where the session's BFD runs, if it has one.
+    pub(crate) bfd: Option<BfdEndpoint>,
 }
 
 impl PeerTask {
@@ -104,6 +117,12 @@ impl PeerTask {
         let mut status = PeerStatus::default();
         let mut stop_reason: Option<String> = None;
         let labels = PeerLabels { peer: self.name.clone() };
+        let mut bfd = match (&self.settings.bfd, &self.bfd) {
+            (Some(peer), Some(endpoint)) => Some(endpoint.add(peer.clone())),
+            _ => None,
+        };
+        let mut bfd_downs = 0;
+        status.bfd = bfd.as_ref().map(|b| b.borrow().state);
         let mut actions = session.handle(Event::Start, Instant::now().into_std());
         loop {
             // Carry out what the session asked for; an action may produce more events (a failed write).
@@ -185,7 +204,11 @@ impl PeerTask {
                 status.prefixes = 0;
                 status.negotiated = None;
                 status.last_down = Some(Down::Stopped);
+                status.bfd = None;
                 self.publish(&status, &labels);
+                if let (Some(peer), Some(endpoint)) = (&self.settings.bfd, &self.bfd) {
+                    endpoint.remove(peer.peer);
+                }
                 return;
             }
 
@@ -242,6 +265,23 @@ impl PeerTask {
                         if send_updates(c, &updates, p, &self.metrics, &labels).await.is_err() {
                             actions = session.handle(Event::Closed, Instant::now().into_std());
                         }
+                    }
+                }
+                changed = async { bfd.as_mut().expect("guarded").changed().await }, if bfd.is_some() => {
+                    match changed {
+                        Ok(()) => {
+                            let now = bfd.as_mut().expect("guarded").borrow_and_update().to_owned();
+                            status.bfd = Some(now.state);
+                            // A path that was up and is now down ends the session at once (RFC 5882 section
+                            // 4.1); a BFD session that never came up leaves BGP alone.
+                            if now.downs > bfd_downs {
+                                bfd_downs = now.downs;
+                                warn!(peer = %self.name, diagnostic = now.diagnostic.as_str(), "BFD says the path to the peer is down");
+                                actions = session.handle(Event::BfdDown(now.diagnostic.as_str()), Instant::now().into_std());
+                            }
+                        }
+                        // The BFD task ended; its supervisor ends the speaker.
+                        Err(_) => bfd = None,
                     }
                 }
                 stopped = self.stop.changed(), if stop_reason.is_none() => {

@@ -16,6 +16,7 @@ use ferrolb_bgp::routes::RouteAttributes;
 use ferrolb_bgp::{AnyCommunity, Family, session};
 use ipnet::IpNet;
 
+use super::bfd::BfdPeer;
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Selector};
 
 /// A BGPPeer as the speaker reads it.
@@ -45,6 +46,17 @@ pub struct Peer {
     pub node_selectors: Vec<Selector>,
     /// Not directly connected: TTL 255 instead of 1 for an external peer.
     pub multihop: bool,
+    /// The BFD guarding the session, if the peer names a profile.
+    pub bfd: Option<Bfd>,
+}
+
+/// A BGPPeer's BFD, as its profile says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bfd {
+    /// The profile's timers and the lowest TTL accepted multihop.
+    Profile(ferrolb_bgp::bfd::BfdConfig, u8),
+    /// The peer names a BFDProfile that does not exist (the session runs without BFD and says so).
+    Missing(String),
 }
 
 impl Peer {
@@ -122,6 +134,8 @@ pub struct SessionSettings {
     pub ttl: u32,
     /// The state machine's settings.
     pub session: session::Config,
+    /// The BFD session guarding this one.
+    pub bfd: Option<BfdPeer>,
 }
 
 /// What one peer of this node gets.
@@ -195,6 +209,9 @@ pub fn order(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>, bgp: &BgpConfi
         };
         let mut routes: BTreeMap<IpNet, RouteAttributes> = BTreeMap::new();
         let mut warnings = BTreeSet::new();
+        if let Some(Bfd::Missing(profile)) = &peer.bfd {
+            warnings.insert(format!("BFDProfile {profile} does not exist: the session runs without BFD"));
+        }
         for ext in ips {
             for ad in bgp.advertisements.iter().filter(|a| a.targets(&peer.name) && eligible(node, ext, a, cluster)) {
                 if peer.external() && ad.local_pref.is_some() {
@@ -233,6 +250,16 @@ pub fn order(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>, bgp: &BgpConfi
                 keepalive: peer.keepalive,
                 connect_retry: peer.connect_retry,
                 families,
+            },
+            bfd: match &peer.bfd {
+                Some(Bfd::Profile(config, minimum_ttl)) => Some(BfdPeer {
+                    peer: peer.address,
+                    local: peer.source,
+                    multihop: peer.multihop,
+                    minimum_ttl: *minimum_ttl,
+                    config: *config,
+                }),
+                _ => None,
             },
         };
         order.peers.insert(

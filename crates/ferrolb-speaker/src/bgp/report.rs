@@ -33,8 +33,8 @@ pub enum SessionWrite {
         name: String,
         /// Desired spec.
         spec: BGPSessionSpec,
-        /// Desired status.
-        status: BGPSessionStatus,
+        /// Desired status (boxed: it is most of the write's size).
+        status: Box<BGPSessionStatus>,
     },
     /// Delete the record if it is still at `resource_version`.
     Delete {
@@ -55,6 +55,7 @@ pub fn session_status(status: &PeerStatus, warnings: &[String]) -> BGPSessionSta
         established_since: status.established_since.clone(),
         prefixes_advertised: i64::try_from(status.prefixes).unwrap_or(i64::MAX),
         last_error: status.last_down.as_ref().filter(|d| !matches!(d, Down::Stopped)).map(ToString::to_string),
+        bfd: status.bfd.map(|s| s.as_str().to_owned()),
         warnings: warnings.to_vec(),
     }
 }
@@ -89,7 +90,7 @@ pub fn reconcile(
     for (peer, (spec, status)) in wanted {
         let current = mine.get(peer).is_some_and(|e| e.spec == spec && e.status.as_ref() == Some(&status));
         if !current {
-            writes.push(SessionWrite::Apply { name: bgpsession_name(me, peer), spec, status });
+            writes.push(SessionWrite::Apply { name: bgpsession_name(me, peer), spec, status: Box::new(status) });
         }
     }
     for (peer, e) in &mine {

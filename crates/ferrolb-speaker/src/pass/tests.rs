@@ -129,6 +129,7 @@ impl World {
             connect_retry: Duration::from_secs(1),
             node_selectors: vec![],
             multihop: false,
+            bfd: None,
         }];
         self.bgp_advertisements = vec![BgpAdvertisement {
             name: "all".into(),

@@ -168,6 +168,38 @@ pub fn frr_bfd(netns: Netns, interval_ms: u32, mult: u8) -> Router {
     start_frr(netns, &[("bfdd", conf)])
 }
 
+/// FRR with bgpd guarded by bfdd: AS 64513 peering with the node in AS 64512 with a long hold time (30 s
+/// keepalive, 90 s hold), so that only BFD can end the session quickly.
+pub fn frr_bgp_bfd(netns: Netns, interval_ms: u32, mult: u8) -> Router {
+    let bgpd = format!(
+        "frr defaults datacenter
+hostname router
+router bgp 64513
+ bgp router-id {ROUTER_V4}
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ neighbor {NODE_V4} remote-as 64512
+ neighbor {NODE_V4} timers 30 90
+ neighbor {NODE_V4} timers connect 1
+ neighbor {NODE_V4} bfd
+ address-family ipv4 unicast
+  neighbor {NODE_V4} activate
+ exit-address-family
+"
+    );
+    let bfdd = format!(
+        "bfd
+ peer {NODE_V4} local-address {ROUTER_V4}
+  receive-interval {interval_ms}
+  transmit-interval {interval_ms}
+  detect-multiplier {mult}
+ !
+!
+"
+    );
+    start_frr(netns, &[("bfdd", bfdd), ("bgpd", bgpd)])
+}
+
 impl Router {
     /// Kills one daemon (by name), as a crash would.
     pub fn kill(&mut self, daemon: &str) {

@@ -1,18 +1,20 @@
 //! MetalLB's BGP objects into ferrolb's: `BGPPeer` (v1beta1 and v1beta2) and `BGPAdvertisement` keep their
 //! field names, so what ferrolb supports converts field for field; `Community` objects are aliases, which
 //! ferrolb has no kind for, so each alias an advertisement uses is written out as its value (and noted). A
-//! peer with a field ferrolb cannot honour (a password, BFD, a VRF, graceful restart, ...) is not converted
-//! at all, and the fields are listed.
+//! peer with a field ferrolb cannot honour (a password, a VRF, graceful restart, ...) is not converted
+//! at all, and the fields are listed. `BFDProfile`s convert as they are, unless they ask for echo mode.
 
 use std::collections::BTreeMap;
 
-use ferrolb_api::{BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, parse_duration};
+use ferrolb_api::{
+    BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, parse_duration,
+};
 use ferrolb_bgp::AnyCommunity;
 use serde_yaml::Value;
 
 use super::{Converted, Object, Reason, check_fields, check_selectors, metadata, spec_of};
 
-const PEER_FIELDS: [&str; 11] = [
+const PEER_FIELDS: [&str; 12] = [
     "myASN",
     "peerASN",
     "peerAddress",
@@ -24,6 +26,17 @@ const PEER_FIELDS: [&str; 11] = [
     "connectTime",
     "nodeSelectors",
     "ebgpMultiHop",
+    "bfdProfile",
+];
+
+const BFD_FIELDS: [&str; 7] = [
+    "receiveInterval",
+    "transmitInterval",
+    "detectMultiplier",
+    "echoInterval",
+    "echoMode",
+    "passiveMode",
+    "minimumTtl",
 ];
 
 const ADVERTISEMENT_FIELDS: [&str; 8] = [
@@ -83,6 +96,23 @@ pub(super) fn convert_peer(document: &Value) -> Result<Converted, Reason> {
     check_duration(&spec)?;
     check_selectors(spec.node_selectors.iter())?;
     Ok(Converted { object: Object::BgpPeer(BGPPeer { metadata, spec }), notes: Vec::new() })
+}
+
+pub(super) fn convert_bfd_profile(document: &Value) -> Result<Converted, Reason> {
+    let metadata = metadata(document)?;
+    // A profile without a spec has every timer at its default.
+    let spec = spec_of(document)?;
+    let mut unknown = Vec::new();
+    check_fields(&spec, &BFD_FIELDS, "spec", &mut unknown);
+    if !unknown.is_empty() {
+        return Err(Reason::UnknownFields(unknown));
+    }
+    let spec: BFDProfileSpec =
+        serde_yaml::from_value(Value::Mapping(spec)).map_err(|e| Reason::InvalidSpec(e.to_string()))?;
+    if spec.echo_mode == Some(true) {
+        return Err(Reason::BfdEcho);
+    }
+    Ok(Converted { object: Object::BfdProfile(BFDProfile { metadata, spec }), notes: Vec::new() })
 }
 
 pub(super) fn convert_advertisement(document: &Value, aliases: &BTreeMap<String, String>) -> Result<Converted, Reason> {

@@ -239,7 +239,7 @@ fn bgp_fields_ferrolb_cannot_honour_are_listed_and_nothing_of_the_peer_is_conver
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: {name: tor}
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, password: secret, bfdProfile: fast, vrf: red}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, password: secret, vrf: red}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
@@ -249,14 +249,15 @@ spec: {communities: [nowhere]}
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast}
+spec: {echoMode: true, slowTimer: 2000}
 "#);
     assert!(conversion.objects.is_empty());
     assert_eq!(
         problem_lines(&conversion),
         [
-            "BGPPeer/tor: not converted: spec.password, spec.bfdProfile, spec.vrf have no ferrolb equivalent",
+            "BGPPeer/tor: not converted: spec.password, spec.vrf have no ferrolb equivalent",
             "BGPAdvertisement/adv: not converted: invalid spec: community \"nowhere\" is neither a value (AS:value, large:a:b:c) nor an alias defined by a Community in the input",
-            "BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone",
+            "BFDProfile/fast: not converted: spec.slowTimer has no ferrolb equivalent",
         ]
     );
 }
@@ -404,6 +405,7 @@ fn sample_file_converts() {
             Object::L2Advertisement(l) => format!("L2Advertisement/{}", l.name_any()),
             Object::BgpPeer(p) => format!("BGPPeer/{}", p.name_any()),
             Object::BgpAdvertisement(a) => format!("BGPAdvertisement/{}", a.name_any()),
+            Object::BfdProfile(b) => format!("BFDProfile/{}", b.name_any()),
         })
         .collect();
     assert_eq!(
@@ -414,12 +416,15 @@ fn sample_file_converts() {
             "L2Advertisement/prod-l2",
             "L2Advertisement/everywhere",
             "BGPPeer/tor",
+            "BFDProfile/fast",
             "BGPAdvertisement/to-tor"
         ]
     );
     assert_eq!(
         problem_lines(&conversion),
-        ["BFDProfile/fast: not converted: ferrolb has no BFDProfile yet; its BGP sessions use the hold time alone"]
+        [
+            "BFDProfile/echo: not converted: echo mode is not implemented by ferrolb's BFD (asynchronous mode only); drop echoMode to convert"
+        ]
     );
     assert_eq!(pools(&conversion)[0].spec.addresses[1], "198.51.100.100-198.51.100.120");
     assert_ferrolb_accepts(&conversion);

@@ -17,6 +17,8 @@ pub struct SessionRow {
     pub prefixes: i64,
     /// Why it last went down, if it did.
     pub last_error: Option<String>,
+    /// The guarding BFD session's state, if the peer names a profile.
+    pub bfd: Option<String>,
 }
 
 /// The rows, sorted by node then peer.
@@ -32,6 +34,7 @@ pub fn session_rows(sessions: &[BGPSession]) -> Vec<SessionRow> {
                 state: if status.state.is_empty() { "Unknown".to_owned() } else { status.state },
                 prefixes: status.prefixes_advertised,
                 last_error: status.last_error,
+                bfd: status.bfd,
             }
         })
         .collect();
@@ -39,13 +42,19 @@ pub fn session_rows(sessions: &[BGPSession]) -> Vec<SessionRow> {
     rows
 }
 
-/// One problem line per session that is not Established.
+/// One problem line per session that is not Established, or is but without the BFD it asked for.
 pub fn session_problems(rows: &[SessionRow]) -> Vec<String> {
     rows.iter()
-        .filter(|r| r.state != "Established")
-        .map(|r| {
-            let why = r.last_error.as_deref().unwrap_or("not established yet");
-            format!("BGP session {} -> {} ({}) is {}: {why}", r.node, r.peer, r.address, r.state)
+        .filter_map(|r| {
+            if r.state != "Established" {
+                let why = r.last_error.as_deref().unwrap_or("not established yet");
+                return Some(format!("BGP session {} -> {} ({}) is {}: {why}", r.node, r.peer, r.address, r.state));
+            }
+            let bfd = r.bfd.as_deref().filter(|b| *b != "Up")?;
+            Some(format!(
+                "BGP session {} -> {} ({}) is Established but its BFD session is {bfd}: a dead path is noticed only after the hold time",
+                r.node, r.peer, r.address
+            ))
         })
         .collect()
 }

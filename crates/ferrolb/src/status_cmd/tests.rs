@@ -131,6 +131,7 @@ fn bgp_sessions_and_advertising_nodes_are_shown() {
             connect_time: None,
             node_selectors: vec![],
             ebgp_multi_hop: false,
+            bfd_profile: None,
         },
     );
     let ad = BGPAdvertisement::new("all", BGPAdvertisementSpec::default());
@@ -188,4 +189,30 @@ fn bgp_sessions_and_advertising_nodes_are_shown() {
     );
     let text = render(&report);
     assert!(text.contains("BGP SESSIONS\nNODE    PEER  ADDRESS      STATE        PREFIXES  LAST ERROR\nnode-1  tor   192.0.2.254  Established  1"), "{text}");
+}
+
+#[test]
+fn a_session_without_its_bfd_or_not_established_is_a_problem() {
+    let row = |state: &str, bfd: Option<&str>| bgp::SessionRow {
+        node: "node-1".into(),
+        peer: "tor".into(),
+        address: "192.0.2.254".into(),
+        state: state.into(),
+        prefixes: 0,
+        last_error: None,
+        bfd: bfd.map(str::to_owned),
+    };
+    let problems = bgp::session_problems(&[
+        row("Established", None),
+        row("Established", Some("Up")),
+        row("Established", Some("Down")),
+        row("Active", Some("Down")),
+    ]);
+    assert_eq!(
+        problems,
+        [
+            "BGP session node-1 -> tor (192.0.2.254) is Established but its BFD session is Down: a dead path is noticed only after the hold time",
+            "BGP session node-1 -> tor (192.0.2.254) is Active: not established yet",
+        ]
+    );
 }

@@ -33,6 +33,7 @@ fn peer(name: &str, peer_asn: u32) -> Peer {
         connect_retry: Duration::from_secs(1),
         node_selectors: vec![],
         multihop: false,
+        bfd: None,
     }
 }
 
@@ -193,4 +194,23 @@ fn without_an_ipv4_address_a_peer_needs_a_router_id() {
     let peers = [Peer { router_id: Some("192.0.2.1".parse().unwrap()), ..peer("tor", 64513) }];
     let bgp = BgpConfig { peers: &peers, advertisements: &world.ads };
     assert!(order("node-1", &[], &cluster, &bgp, v6_only).peers.contains_key("tor"));
+}
+
+#[test]
+fn a_bfd_profile_guards_the_session_and_a_missing_one_is_reported() {
+    use ferrolb_bgp::bfd::BfdConfig;
+    let mut world = World::new(vec![node("node-1", &[])]);
+    let config = BfdConfig {
+        desired_min_tx: Duration::from_millis(50),
+        required_min_rx: Duration::from_millis(50),
+        detect_mult: 5,
+        passive: false,
+    };
+    world.peers = vec![Peer { bfd: Some(Bfd::Profile(config, 254)), ..peer("tor", 64513) }];
+    let bfd = world.order("node-1", &[]).peers["tor"].settings.bfd.clone().expect("BFD");
+    assert_eq!((bfd.peer, bfd.config, bfd.multihop), ("203.0.113.254".parse().unwrap(), config, false));
+    world.peers = vec![Peer { bfd: Some(Bfd::Missing("fast".into())), ..peer("tor", 64513) }];
+    let tor = &world.order("node-1", &[]).peers["tor"];
+    assert_eq!(tor.settings.bfd, None);
+    assert_eq!(tor.warnings, ["BFDProfile fast does not exist: the session runs without BFD"]);
 }

@@ -22,6 +22,7 @@ fn up(prefixes: usize) -> PeerStatus {
         established_since: Some("2026-12-01T00:00:00Z".into()),
         prefixes,
         last_down: None,
+        bfd: None,
     }
 }
 

@@ -7,10 +7,12 @@ attempt runs in its own thread with a 1 s connect timeout, so a hung SYN does no
 measured to within one interval); `failures` counts attempts that did not connect; `failure_window_ms` runs from
 the first failed attempt's start to the first success after the last failure.
 
-usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH]
+usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH] [--stop-file PATH]
 --start-file: touch PATH once the first connection succeeded (lets a caller act only when traffic flows).
+--stop-file: end one second after PATH appears (SECONDS is then the longest run), for events of unknown length.
 """
 import json
+import os
 import socket
 import sys
 import threading
@@ -38,6 +40,11 @@ def main():
         i = args.index("--start-file")
         start_file = args[i + 1]
         del args[i : i + 2]
+    stop_file = None
+    if "--stop-file" in args:
+        i = args.index("--stop-file")
+        stop_file = args[i + 1]
+        del args[i : i + 2]
     ip, port, seconds = args[0], int(args[1]), float(args[2])
     interval = (float(args[3]) if len(args) > 3 else 10.0) / 1000.0
     results = {}
@@ -45,7 +52,10 @@ def main():
     begin = time.monotonic()
     index = 0
     signalled = False
-    while time.monotonic() - begin < seconds:
+    end = begin + seconds
+    while time.monotonic() < end:
+        if stop_file and end == begin + seconds and os.path.exists(stop_file):
+            end = min(end, time.monotonic() + 1.0)
         t = threading.Thread(target=attempt, args=(ip, port, results, index), daemon=True)
         t.start()
         threads.append(t)
@@ -67,7 +77,7 @@ def main():
         after = [start for start in successes if start > failed[-1]]
         window = round(((after[0] if after else ordered[-1][0]) - failed[0]) * 1000.0, 1)
     # Attempts in the last second tell whether the service came back.
-    tail = [ok for start, ok in ordered if start >= begin + seconds - 1.0]
+    tail = [ok for start, ok in ordered if start >= end - 1.0]
     print(
         json.dumps(
             {

@@ -249,9 +249,18 @@ async fn bad_input_fails_with_a_message_that_says_what_to_do(lab: &Lab) -> anyho
     assert!(lab.kubectl(&["get", "all", "-n", "baseline-ns", "-o", "name"])?.trim().is_empty());
 
     // No label: the chart cannot know the cluster's default, so it warns, and the DaemonSet's Events name
-    // the violation. No controller replica, so nothing runs beside the installed release.
+    // the violation. The controller is kept off every node, so nothing runs beside the installed release.
     lab.kubectl(&["create", "namespace", "unlabelled-ns"])?;
-    let installed = lab.helm(&["install", "psa", chart, "-n", "unlabelled-ns", "--set", "controller.replicas=0"])?;
+    let nowhere = r#"{"ferrolb.io/no-such-node":"x"}"#;
+    let installed = lab.helm(&[
+        "install",
+        "psa",
+        chart,
+        "-n",
+        "unlabelled-ns",
+        "--set-json",
+        &format!("controller.nodeSelector={nowhere}"),
+    ])?;
     assert!(
         installed.contains("WARNING: namespace unlabelled-ns has no pod-security.kubernetes.io/enforce label"),
         "{installed}"
@@ -292,7 +301,7 @@ async fn bad_input_fails_with_a_message_that_says_what_to_do(lab: &Lab) -> anyho
         "--set",
         "controller.replicas=1",
         "--set-json",
-        r#"speaker.nodeSelector={"ferrolb.io/no-such-node":"x"}"#,
+        &format!("speaker.nodeSelector={nowhere}"),
     ])?;
     assert!(
         installed.contains("ErrImageNeverPull") && installed.contains("ferrolb.local/ferrolb:no-such-tag"),

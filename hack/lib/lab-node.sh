@@ -39,15 +39,18 @@ node_cgroup_remove() { # index
 	local name root pids; name="$(node_cgroup "$1")"
 	local procs="/sys/fs/cgroup/pids/$name"
 	[[ -d "$procs" ]] || procs="$(cgroup_roots | head -n 1)/$name"
+	# Already gone (a node powered off twice, a down after kill-node): nothing to kill.
+	[[ -d "$procs" ]] || return 0
 	for _ in $(seq 50); do
-		pids="$(find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)"
+		pids="$(find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)"
 		[[ -z "$pids" ]] && break
 		# shellcheck disable=SC2086
 		kill -KILL $pids 2>/dev/null || true
 		sleep 0.1
 	done
 	for root in $(cgroup_roots); do
-		[[ -d "$root/$name" ]] && find "$root/$name" -depth -type d -exec rmdir {} + 2>/dev/null
+		[[ -d "$root/$name" ]] || continue
+		find "$root/$name" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	done
 	return 0
 }
@@ -192,7 +195,8 @@ node_start_kubelet() { # index
 node_power_off() {
 	local i="$1" f
 	for f in "$DIR/kubelet-$i.pid" "$DIR/containerd-$i.pid"; do
-		[[ -f "$f" ]] && kill -KILL "$(cat "$f")" 2>/dev/null
+		[[ -f "$f" ]] || continue
+		kill -KILL "$(cat "$f")" 2>/dev/null || true
 		rm -f "$f"
 	done
 	node_cgroup_remove "$i"

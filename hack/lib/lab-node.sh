@@ -218,6 +218,17 @@ node_power_off() {
 	return 0
 }
 
+# node_forget INDEX: what the node's runtime left outside the lab's directories, once it is off for good:
+# libcni's cached results (always under /var/lib/cni) of the node's sandboxes.
+node_forget() {
+	local sandbox id
+	for sandbox in "$(node_dir "$1")"/containerd/io.containerd.grpc.v1.cri/sandboxes/*; do
+		[[ -d "$sandbox" ]] || continue
+		id="$(basename "$sandbox")"
+		rm -f /var/lib/cni/results/*-"$id"-*
+	done
+}
+
 node_power_on() { # index
 	local i="$1"
 	mkdir -p "$(node_run "$i")"

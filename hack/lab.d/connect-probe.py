@@ -3,7 +3,7 @@
 
 Used by the failover tests and hack/bench/failover: the client side of "new connections succeed again". Every
 attempt runs in its own thread with a 1 s connect timeout, so a hung SYN does not delay the next attempt.
-`max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
+`errors` counts failures by kind (timeout, ECONNREFUSED, ...). `max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
 measured to within one interval); `failures` counts attempts that did not connect; `failure_window_ms` runs from
 the first failed attempt's start to the first success after the last failure.
 
@@ -11,12 +11,16 @@ usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH] [--sto
 --start-file: touch PATH once the first connection succeeded (lets a caller act only when traffic flows).
 --stop-file: end one second after PATH appears (SECONDS is then the longest run), for events of unknown length.
 """
+import errno
 import json
 import os
 import socket
 import sys
 import threading
 import time
+
+
+errors = {}
 
 
 def attempt(ip, port, results, index):
@@ -28,8 +32,10 @@ def attempt(ip, port, results, index):
             s.settimeout(1.0)
             s.connect((ip, port))
             ok = True
-    except OSError:
-        pass
+    except socket.timeout:
+        errors[index] = "timeout"
+    except OSError as e:
+        errors[index] = errno.errorcode.get(e.errno, str(e.errno))
     results[index] = (start, ok)
 
 
@@ -87,6 +93,9 @@ def main():
                 "failure_window_ms": window,
                 "last_second_ok": all(tail) and bool(tail),
                 "first_ok_ms": round((successes[0] - begin) * 1000.0, 1) if successes else None,
+                # Why attempts failed, and when (ms after the start), for the first ten.
+                "errors": {k: list(errors.values()).count(k) for k in sorted(set(errors.values()))},
+                "failed_at_ms": [round((results[i][0] - begin) * 1000.0, 1) for i in sorted(errors)[:10]],
             }
         )
     )

@@ -70,12 +70,16 @@ fn serve(mut stream: TcpStream, line: &dyn Fn(SocketAddr) -> String) {
     let mut buf = [0u8; 4096];
     loop {
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
             pending.drain(..end + 4);
+            // HTTP/1.1 keeps the connection unless asked not to; HTTP/1.0 closes it after the answer.
+            let keep = head.lines().next().is_some_and(|l| l.ends_with("http/1.1")) && !head.contains("connection: close");
             let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{body}",
+                body.len(),
+                if keep { "" } else { "Connection: close\r\n" }
             );
-            if stream.write_all(reply.as_bytes()).is_err() {
+            if stream.write_all(reply.as_bytes()).is_err() || !keep {
                 return;
             }
         }

@@ -381,8 +381,11 @@ async fn an_upgrade_rolls_every_pod_without_a_failed_connection(lab: &Lab) -> an
                 "--wait",
                 "--timeout",
                 "300s",
-            ])
-            .map(drop)
+            ])?;
+            // helm --wait calls a DaemonSet ready with maxUnavailable pods still rolling.
+            lab.kubectl(&["rollout", "status", "-n", NS, "daemonset/ferrolb-speaker", "--timeout", "300s"])?;
+            lab.kubectl(&["rollout", "status", "-n", NS, "deployment/ferrolb-controller", "--timeout", "300s"])
+                .map(drop)
         })
         .await?;
     assert_eq!(report["failures"], 0, "new connections failed during the rolling upgrade: {report}");

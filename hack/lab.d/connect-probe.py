@@ -3,18 +3,24 @@
 
 Used by the failover tests and hack/bench/failover: the client side of "new connections succeed again". Every
 attempt runs in its own thread with a 1 s connect timeout, so a hung SYN does not delay the next attempt.
-`max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
+`errors` counts failures by kind (timeout, ECONNREFUSED, ...). `max_gap_ms` is the longest time between the starts of two consecutive successful attempts (a failover gap is
 measured to within one interval); `failures` counts attempts that did not connect; `failure_window_ms` runs from
 the first failed attempt's start to the first success after the last failure.
 
-usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH]
+usage: connect-probe.py IP PORT SECONDS [INTERVAL_MS] [--start-file PATH] [--stop-file PATH]
 --start-file: touch PATH once the first connection succeeded (lets a caller act only when traffic flows).
+--stop-file: end one second after PATH appears (SECONDS is then the longest run), for events of unknown length.
 """
+import errno
 import json
+import os
 import socket
 import sys
 import threading
 import time
+
+
+errors = {}
 
 
 def attempt(ip, port, results, index):
@@ -26,8 +32,10 @@ def attempt(ip, port, results, index):
             s.settimeout(1.0)
             s.connect((ip, port))
             ok = True
-    except OSError:
-        pass
+    except socket.timeout:
+        errors[index] = "timeout"
+    except OSError as e:
+        errors[index] = errno.errorcode.get(e.errno, str(e.errno))
     results[index] = (start, ok)
 
 
@@ -38,6 +46,11 @@ def main():
         i = args.index("--start-file")
         start_file = args[i + 1]
         del args[i : i + 2]
+    stop_file = None
+    if "--stop-file" in args:
+        i = args.index("--stop-file")
+        stop_file = args[i + 1]
+        del args[i : i + 2]
     ip, port, seconds = args[0], int(args[1]), float(args[2])
     interval = (float(args[3]) if len(args) > 3 else 10.0) / 1000.0
     results = {}
@@ -45,7 +58,10 @@ def main():
     begin = time.monotonic()
     index = 0
     signalled = False
-    while time.monotonic() - begin < seconds:
+    end = begin + seconds
+    while time.monotonic() < end:
+        if stop_file and end == begin + seconds and os.path.exists(stop_file):
+            end = min(end, time.monotonic() + 1.0)
         t = threading.Thread(target=attempt, args=(ip, port, results, index), daemon=True)
         t.start()
         threads.append(t)
@@ -67,7 +83,7 @@ def main():
         after = [start for start in successes if start > failed[-1]]
         window = round(((after[0] if after else ordered[-1][0]) - failed[0]) * 1000.0, 1)
     # Attempts in the last second tell whether the service came back.
-    tail = [ok for start, ok in ordered if start >= begin + seconds - 1.0]
+    tail = [ok for start, ok in ordered if start >= end - 1.0]
     print(
         json.dumps(
             {
@@ -77,6 +93,9 @@ def main():
                 "failure_window_ms": window,
                 "last_second_ok": all(tail) and bool(tail),
                 "first_ok_ms": round((successes[0] - begin) * 1000.0, 1) if successes else None,
+                # Why attempts failed, and when (ms after the start), for the first ten.
+                "errors": {k: list(errors.values()).count(k) for k in sorted(set(errors.values()))},
+                "failed_at_ms": [round((results[i][0] - begin) * 1000.0, 1) for i in sorted(errors)[:10]],
             }
         )
     )

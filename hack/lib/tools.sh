@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Builds and caches the pinned test tools (etcd, kube-apiserver, kube-controller-manager, kube-proxy)
-# from the Go module proxy. Sourced by hack/control-plane, hack/lab and hack/test.
+# Builds and caches the pinned test tools (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kube-proxy, kubelet) from the Go module proxy. Sourced by hack/control-plane, hack/lab and hack/test.
 #
 # Why a wrapper module: k8s.io/kubernetes lists its staging modules (k8s.io/api, k8s.io/client-go, ...) at
 # v0.0.0 and resolves them with replace directives pointing into its own tree, which a dependent module does
@@ -58,41 +58,40 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
 	GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+	local ldflags; ldflags="$(_k8s_ldflags)"
 	for cmd in "${@:3}"; do
-		log "building $cmd (first run only; several minutes)"
-		GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" || return 1
+		log "building $cmd (first run only; several minutes, seconds once the Go cache is warm)"
+		GOFLAGS=-mod=mod go build -trimpath -ldflags="$ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" || return 1
 	done
 }
 
-_build_etcd() {
-	local out="$1" work="$2"
-	mkdir -p "$work/etcd" && cd "$work/etcd" || return 1
-	cat > go.mod <<GOMOD
-module ferrolb.test/etcd
+# The version stamp Kubernetes' own build sets (hack/lib/version.sh there): without it every binary reports
+# v0.0.0-master, which `kubectl version`, helm's kubeVersion checks and some clients reject. -X applies at
+# link time, so re-stamping relinks without recompiling.
+_k8s_ldflags() {
+	local minor="${FERROLB_K8S_VERSION#v1.}"; minor="${minor%%.*}"
+	local flags="-s -w" pkg
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		flags+=" -X $pkg.gitVersion=$FERROLB_K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+		flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+	done
+	echo "$flags"
+}
 
-go 1.26.0
-
-require go.etcd.io/etcd/server/v3 $FERROLB_ETCD_VERSION
-GOMOD
-	cat > main.go <<'GO'
-// Command etcd runs the etcd server exactly as the upstream etcd binary does.
-package main
-
-import (
-	"os"
-
-	"go.etcd.io/etcd/server/v3/etcdmain"
-)
-
-func main() { etcdmain.Main(os.Args) }
-GO
-	GOFLAGS=-mod=mod go mod tidy >/dev/null || return 1
-	log "building etcd $FERROLB_ETCD_VERSION (first run only)"
-	GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/etcd" . || return 1
+# _tool_current NAME: the tool exists and, if it is a Kubernetes binary we built, was built with the version
+# stamp (NAME.version beside it, written after the build; caches from before the stamp are rebuilt, which
+# only relinks).
+_tool_current() {
+	local path; path="$(tool_path "$1")"
+	[[ -x "$path" ]] || return 1
+	[[ "$1" == kube* && "$path" == "$FERROLB_CACHE"/* ]] || return 0
+	[[ "$(cat "$path.version" 2>/dev/null)" == "$FERROLB_K8S_VERSION" ]]
 }
 
 # ensure_tools builds whatever is missing from the cache; a no-op when everything is there.
@@ -100,8 +99,8 @@ ensure_tools() {
 	local cache_bin="$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin"
 	local need=()
 	# FERROLB_TOOLS narrows the set (e.g. "kubectl" on a machine without one).
-	for t in ${FERROLB_TOOLS:-etcd kube-apiserver kube-controller-manager kube-proxy}; do
-		[[ -x "$(tool_path "$t")" ]] || need+=("$t")
+	for t in ${FERROLB_TOOLS:-etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet}; do
+		_tool_current "$t" || need+=("$t")
 	done
 	[[ ${#need[@]} -eq 0 ]] && return 0
 	command -v go >/dev/null || die "go is needed to build ${need[*]} (or set KUBEBUILDER_ASSETS)"
@@ -113,7 +112,10 @@ ensure_tools() {
 	local kube=()
 	for t in "${need[@]}"; do [[ "$t" == kube* ]] && kube+=("$t"); done
 	if [[ ${#kube[@]} -gt 0 ]]; then (_build_kubernetes "$stage" "$work" "${kube[@]}") || die "building kubernetes failed"; fi
-	for t in "${need[@]}"; do mv -f "$stage/$t" "$cache_bin/$t"; done
+	for t in "${need[@]}"; do
+		mv -f "$stage/$t" "$cache_bin/$t"
+		[[ "$t" == kube* ]] && echo "$FERROLB_K8S_VERSION" >"$cache_bin/$t.version"
+	done
 	rm -rf "$work"
 	log "tools cached in $cache_bin"
 }

@@ -109,6 +109,12 @@ impl Lab {
         crate::kubectl::checked(&self.kubeconfig(), args)
     }
 
+    /// Runs kubectl against the lab and returns stdout whatever the exit status (`kubectl auth can-i` exits
+    /// 1 for "no").
+    pub fn kubectl_raw(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(String::from_utf8_lossy(&crate::kubectl::raw(&self.kubeconfig(), args, None)?.stdout).into_owned())
+    }
+
     /// `kubectl apply -f FILE`.
     pub fn apply_file(&self, path: &std::path::Path) -> anyhow::Result<String> {
         self.kubectl(&["apply", "-f", path.to_str().context("utf-8 path")?])
@@ -187,6 +193,98 @@ impl Lab {
             Command::new(ferrolb_binary()?).args(["status", "--kubeconfig"]).arg(self.kubeconfig()).output()?;
         anyhow::ensure!(output.status.success(), "ferrolb status failed: {}", String::from_utf8_lossy(&output.stderr));
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Runs helm against the lab (`hack/lab helm ARGS...`) and returns stdout; fails with stderr.
+    pub fn helm(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut all = vec!["helm"];
+        all.extend_from_slice(args);
+        self.lab(&all)
+    }
+
+    /// helm against the lab, returning its raw output (for expected failures).
+    pub fn helm_raw(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Command::new(repo_root().join("hack/lab"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("helm")
+            .args(args)
+            .output()
+            .context("running hack/lab helm")
+    }
+
+    /// The host pids of pod `pod`'s processes whose command name is `comm` (to read `/proc/PID/status`).
+    pub fn pids(&self, pod: &str, comm: &str) -> anyhow::Result<Vec<u32>> {
+        self.lab(&["pid", pod, comm])?.lines().map(|l| l.trim().parse().context("a pid")).collect()
+    }
+
+    /// ferrolb's pods of `component` (`speaker`, `controller`) as (pod, node), sorted by node.
+    pub fn ferrolb_pods(&self, component: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let out = self.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "ferrolb-system",
+            "-l",
+            &format!("app.kubernetes.io/component={component}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+        ])?;
+        let mut pods: Vec<(String, String)> =
+            out.lines().filter_map(|l| l.split_once(' ').map(|(p, n)| (p.to_owned(), n.to_owned()))).collect();
+        pods.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(pods)
+    }
+
+    /// Runs the client's connection probe (a new TCP connection to `ip:port` every 10 ms), calls `act` once
+    /// connections flow, and lets the probe run for at least `min_seconds` and until one second after `act`
+    /// returns (10 minutes at most); returns the probe's JSON report (`failures`, `max_gap_ms`,
+    /// `last_second_ok`, ...).
+    pub async fn probe_while(
+        &self,
+        ip: &str,
+        port: u16,
+        min_seconds: u64,
+        act: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let probe = repo_root().join("hack/lab.d/connect-probe.py");
+        let flag = std::env::temp_dir().join(format!(
+            "ferrolb-probe-{}-{}",
+            std::process::id(),
+            crate::control_plane::unique()
+        ));
+        let (start, stop) = (flag.with_extension("start"), flag.with_extension("stop"));
+        let child = self.spawn_exec(
+            "client",
+            &[
+                "python3",
+                probe.to_str().context("utf-8 path")?,
+                ip,
+                &port.to_string(),
+                "600",
+                "10",
+                "--start-file",
+                start.to_str().context("utf-8 path")?,
+                "--stop-file",
+                stop.to_str().context("utf-8 path")?,
+            ],
+        )?;
+        crate::wait_for("the probe's first connection", std::time::Duration::from_secs(30), || async {
+            Ok(start.exists().then_some(()))
+        })
+        .await?;
+        let began = std::time::Instant::now();
+        let acted = act();
+        // The probe's run length, not synchronisation: the window in which the event's effect is watched.
+        let window = std::time::Duration::from_secs(min_seconds).saturating_sub(began.elapsed());
+        tokio::time::sleep(window.saturating_sub(std::time::Duration::from_secs(1))).await;
+        std::fs::write(&stop, b"")?;
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+        let _ = std::fs::remove_file(&start);
+        let _ = std::fs::remove_file(&stop);
+        acted?;
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| anyhow::anyhow!("probe output {:?}: {e}", String::from_utf8_lossy(&output.stdout)))
     }
 
     /// The lab's directory (state, logs; `hack/lab --dir`).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrolb_e2e::{DEMO_POOL_ON_EVERY_NODE, Lab, repo_root, wait_for};
+use ferrolb_e2e::{DEMO_POOL_ON_EVERY_NODE, Lab, wait_for};
 
 const SOON: Duration = Duration::from_secs(30);
 
@@ -61,38 +61,6 @@ async fn announcers_with_backend_elsewhere(lab: &Lab) -> anyhow::Result<(String,
     Ok((owner, other))
 }
 
-/// Runs the connection probe from the client for `seconds`, calls `act` once connections flow, and returns
-/// the probe's JSON report.
-async fn probe_while(
-    lab: &Lab,
-    seconds: u32,
-    act: impl FnOnce() -> anyhow::Result<()>,
-) -> anyhow::Result<serde_json::Value> {
-    let probe = repo_root().join("hack/lab.d/connect-probe.py");
-    let flag = std::env::temp_dir().join(format!("ferrolb-probe-{}-{}", std::process::id(), seconds));
-    let _ = std::fs::remove_file(&flag);
-    let child = lab.spawn_exec(
-        "client",
-        &[
-            "python3",
-            probe.to_str().expect("utf-8"),
-            IP,
-            "80",
-            &seconds.to_string(),
-            "10",
-            "--start-file",
-            flag.to_str().expect("utf-8"),
-        ],
-    )?;
-    wait_for("the probe's first connection", SOON, || async { Ok(flag.exists().then_some(())) }).await?;
-    act()?;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
-    let _ = std::fs::remove_file(&flag);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| anyhow::anyhow!("probe output {:?}: {e}", String::from_utf8_lossy(&output.stdout)))?;
-    Ok(report)
-}
-
 fn service_events(lab: &Lab) -> anyhow::Result<String> {
     lab.kubectl(&[
         "get",
@@ -145,7 +113,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
 
     // The owner dies while the API server is unreachable: the speakers fail over on their own.
     lab.freeze_api_server(true)?;
-    let report = probe_while(&lab, 12, || lab.lab(&["kill-node", &owner]).map(drop)).await;
+    let report = lab.probe_while(IP, 80, 12, || lab.lab(&["kill-node", &owner]).map(drop)).await;
     lab.freeze_api_server(false)?;
     let report = report?;
     assert_eq!(report["last_second_ok"], true, "connections did not come back after {owner} died: {report}");
@@ -190,7 +158,7 @@ async fn a_gracefully_stopped_speaker_hands_over_without_a_failed_connection() -
     let lab = Lab::start(3, &[]).await?;
     let (owner, other) = announcers_with_backend_elsewhere(&lab).await?;
 
-    let report = probe_while(&lab, 6, || lab.lab(&["stop-speaker", &owner]).map(drop)).await?;
+    let report = lab.probe_while(IP, 80, 6, || lab.lab(&["stop-speaker", &owner]).map(drop)).await?;
     assert_eq!(report["failures"], 0, "new connections failed during a graceful handover: {report}");
     assert_eq!(report["last_second_ok"], true, "{report}");
     let other_mac = lab.node_mac(&other)?;
@@ -236,7 +204,7 @@ spec:
 #[tokio::test]
 async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyhow::Result<()> {
     // Speakers re-announce every second here, which this test also checks.
-    let lab = Lab::start_with_env(3, &[], &[("FERROLB_REANNOUNCE_INTERVAL", "1")]).await?;
+    let lab = Lab::start(3, &["--helm-set", "speaker.extraArgs={--reannounce-interval=1}"]).await?;
     lab.lab(&["pod", "add", "local-1", "--node", "node-2", "--labels", "app=local"])?;
     lab.apply_yaml(DEMO_POOL_ON_EVERY_NODE)?;
     lab.apply_yaml(LOCAL)?;

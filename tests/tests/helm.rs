@@ -90,6 +90,12 @@ fn default_values_render_a_hardened_install() -> anyhow::Result<()> {
     let mut added = strings_at(c, "securityContext.capabilities.add");
     added.sort();
     assert_eq!(added, ["NET_ADMIN", "NET_RAW"], "the speaker adds exactly NET_RAW and NET_ADMIN");
+    // Forward mode's relay binds the Services' own ports, privileged ones included.
+    let forward = render(&["--set", "mode=forward"])?;
+    let mut added =
+        strings_at(container(find(&forward, "DaemonSet", "ferrolb-speaker")?)?, "securityContext.capabilities.add");
+    added.sort();
+    assert_eq!(added, ["NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"], "forward mode's speaker capabilities");
     assert_probes(c, 7473)?;
     let node_name = at(c, "env")
         .and_then(Value::as_sequence)

@@ -72,9 +72,25 @@ app.kubernetes.io/component: {{ .component }}
 - --log-format={{ .Values.log.format }}
 {{- end }}
 
-{{/* Fails the render for values this ferrolb release cannot honour, instead of ignoring them. */}}
+{{/* Fails the render for values this ferrolb release cannot honour, instead of ignoring them, and for a
+release namespace whose Pod Security label would refuse every speaker (known only with a cluster: `helm
+template` has none, so lookup finds nothing there). */}}
 {{- define "ferrolb.validate" -}}
 {{- if and .Values.prometheus.serviceMonitor.enabled .Values.prometheus.podMonitor.enabled }}
 {{- fail "prometheus.serviceMonitor.enabled and prometheus.podMonitor.enabled are both true; pick one, or every metric is scraped twice" }}
+{{- end }}
+{{- $level := include "ferrolb.podSecurityLevel" . }}
+{{- if and $level (ne $level "privileged") }}
+{{- fail (printf "namespace %s enforces Pod Security level %q, which refuses the speakers (host network, NET_RAW and NET_ADMIN); label it: kubectl label namespace %s pod-security.kubernetes.io/enforce=privileged --overwrite" .Release.Namespace $level .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/* The release namespace's pod-security.kubernetes.io/enforce label: "" when it has none or there is no
+cluster to ask, "-" when the namespace does not exist yet. */}}
+{{- define "ferrolb.podSecurityLevel" -}}
+{{- $ns := lookup "v1" "Namespace" "" .Release.Namespace }}
+{{- if $ns }}
+{{- $labels := $ns.metadata.labels | default dict }}
+{{- get $labels "pod-security.kubernetes.io/enforce" }}
 {{- end }}
 {{- end }}

@@ -2,7 +2,9 @@
 //!
 //! An IP is announced by the owner among the eligible live nodes ([`crate::election::owner`]). A node is
 //! live when its speaker is in the membership. It is eligible for an IP when its NetworkUnavailable condition
-//! is not True, it is not labelled `node.kubernetes.io/exclude-from-external-load-balancers`, some
+//! is not True, it is not cordoned (`spec.unschedulable`, as `kubectl drain` leaves it, so a drain hands its
+//! IPs over gracefully while its speaker still runs), it is not labelled
+//! `node.kubernetes.io/exclude-from-external-load-balancers`, some
 //! L2Advertisement that covers the IP's pool selects it, and some Service using the IP has a ready endpoint
 //! (with `externalTrafficPolicy: Local`, a ready endpoint on that node). The Node's Ready condition is not
 //! used: it follows the kubelet, not the speaker, and lags a dead node by 40 s.
@@ -24,6 +26,8 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// NetworkUnavailable condition is True.
     pub network_unavailable: bool,
+    /// Cordoned (`spec.unschedulable`), e.g. by `kubectl drain`.
+    pub unschedulable: bool,
 }
 
 pub use ferrolb_ipam::LabelSelector as Selector;
@@ -150,8 +154,12 @@ impl Cluster<'_> {
 
 /// Places every IP as seen from node `me`.
 pub fn place(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>) -> BTreeMap<IpAddr, Placement> {
-    let healthy: Vec<&NodeInfo> =
-        cluster.nodes.iter().filter(|n| cluster.live.contains(&n.name) && n.serviceable()).collect();
+    // A cordoned node hands its IPs over (L2 only: BGP keeps advertising from it, see bgp::placement).
+    let healthy: Vec<&NodeInfo> = cluster
+        .nodes
+        .iter()
+        .filter(|n| cluster.live.contains(&n.name) && n.serviceable() && !n.unschedulable)
+        .collect();
     ips.iter()
         .map(|ext| {
             let covering: Vec<&Advertisement> = cluster
@@ -199,6 +207,7 @@ mod tests {
             name: name.into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             network_unavailable: false,
+            unschedulable: false,
         }
     }
 
@@ -264,6 +273,19 @@ mod tests {
         let ips = [ext("198.51.100.1", "p"), ext("198.51.100.2", "p")];
         let placed = place("node-3", &ips, &world.cluster());
         assert!(placed.values().all(|p| matches!(p, Placement::Announce { .. })));
+    }
+
+    #[test]
+    fn a_cordoned_node_hands_its_ips_over() {
+        let ips: Vec<ExternalIp> = (1..=20).map(|i| ext(&format!("198.51.100.{i}"), "p")).collect();
+        let mut world = World::new(vec![node("node-1", &[]), node("node-2", &[])], vec![all_pools()]);
+        let before = place("node-1", &ips, &world.cluster());
+        assert!(before.values().any(|p| matches!(p, Placement::Announce { .. })), "node-1 owns none of 20 IPs");
+        world.nodes[0].unschedulable = true;
+        let after = place("node-1", &ips, &world.cluster());
+        assert!(after.values().all(|p| !matches!(p, Placement::Announce { .. })), "a cordoned node announces");
+        let on_node_2 = place("node-2", &ips, &world.cluster());
+        assert!(on_node_2.values().all(|p| matches!(p, Placement::Announce { .. })));
     }
 
     #[test]

@@ -248,6 +248,7 @@ pub(crate) fn node_info(node: &Node) -> NodeInfo {
         name: node.name_any(),
         labels: node.labels().clone().into_iter().collect(),
         network_unavailable: is_true("NetworkUnavailable"),
+        unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
     }
 }
 

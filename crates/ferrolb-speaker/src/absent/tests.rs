@@ -11,6 +11,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         name: name.into(),
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         network_unavailable: false,
+        unschedulable: false,
     }
 }
 

@@ -8,6 +8,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         name: name.into(),
         labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         network_unavailable: false,
+        unschedulable: false,
     }
 }
 

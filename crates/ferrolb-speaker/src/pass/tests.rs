@@ -51,7 +51,12 @@ impl World {
             ips: vec![ExternalIp { ip: ip(), pool: "p".into(), services: ["default/web".to_owned()].into() }],
             nodes: nodes
                 .iter()
-                .map(|n| NodeInfo { name: (*n).into(), labels: BTreeMap::new(), network_unavailable: false })
+                .map(|n| NodeInfo {
+                    name: (*n).into(),
+                    labels: BTreeMap::new(),
+                    network_unavailable: false,
+                    unschedulable: false,
+                })
                 .collect(),
             advertisements: vec![Advertisement {
                 pools: BTreeSet::new(),

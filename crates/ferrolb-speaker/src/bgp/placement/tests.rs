@@ -12,6 +12,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         name: name.into(),
         labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         network_unavailable: false,
+        unschedulable: false,
     }
 }
 
@@ -114,6 +115,16 @@ fn every_eligible_node_advertises_not_just_one() {
     }
     let excluded = world.order("node-3", &ips);
     assert!(routes(&excluded, "tor").is_empty() && excluded.ips.is_empty(), "the exclusion label drains a node");
+    assert_eq!(world.advertisers(&ips[0]), ["node-1", "node-2"]);
+}
+
+#[test]
+fn a_cordoned_node_keeps_advertising() {
+    // Cordoning is about new pods; the node still forwards for the ones it has.
+    let mut world = World::new(vec![node("node-1", &[]), node("node-2", &[])]);
+    world.nodes[0].unschedulable = true;
+    let ips = [ext("192.0.2.225")];
+    assert_eq!(routes(&world.order("node-1", &ips), "tor"), ["192.0.2.225/32"]);
     assert_eq!(world.advertisers(&ips[0]), ["node-1", "node-2"]);
 }
 

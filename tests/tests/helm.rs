@@ -325,18 +325,26 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
     assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-controller")?), controller);
     let lease = expect(&[("coordination.k8s.io", "leases", "create,get/ferrolb-controller,update/ferrolb-controller")]);
     assert_eq!(grants(find(&objects, "Role", "ferrolb-controller")?), lease);
-    // Derived from crates/ferrolb-speaker/src/run.rs: six reflectors, L2Announcement apply/delete, Events.
+    // Derived from crates/ferrolb-speaker/src/observe.rs (ten reflectors) and writer.rs (L2Announcement
+    // apply/delete, BGPSession apply/status/delete in the release namespace, Events).
     let speaker = expect(&[
         ("", "services", "list,watch"),
         ("", "nodes", "list,watch"),
         ("discovery.k8s.io", "endpointslices", "list,watch"),
         ("ferrolb.io", "ipaddresspools", "list,watch"),
         ("ferrolb.io", "l2advertisements", "list,watch"),
+        ("ferrolb.io", "bgppeers", "list,watch"),
+        ("ferrolb.io", "bgpadvertisements", "list,watch"),
+        ("ferrolb.io", "bfdprofiles", "list,watch"),
         ("ferrolb.io", "l2announcements", "list,watch,create,patch,delete"),
         ("events.k8s.io", "events", "create"),
     ]);
     assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-speaker")?), speaker);
-    assert!(find(&objects, "Role", "ferrolb-speaker").is_err(), "the speaker needs no namespaced Role");
+    let sessions = expect(&[
+        ("ferrolb.io", "bgpsessions", "list,watch,create,patch,delete"),
+        ("ferrolb.io", "bgpsessions/status", "patch"),
+    ]);
+    assert_eq!(grants(find(&objects, "Role", "ferrolb-speaker")?), sessions, "BGPSessions only, in the release namespace");
     Ok(())
 }
 
@@ -377,6 +385,12 @@ async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Res
         ("ferrolb-speaker", "create l2announcements.ferrolb.io -n default", true),
         ("ferrolb-speaker", "delete l2announcements.ferrolb.io -n default", true),
         ("ferrolb-speaker", "create events.events.k8s.io -n default", true),
+        ("ferrolb-speaker", "watch bgppeers.ferrolb.io", true),
+        ("ferrolb-speaker", "list bfdprofiles.ferrolb.io", true),
+        ("ferrolb-speaker", "patch bgpsessions.ferrolb.io -n ferrolb-system", true),
+        ("ferrolb-speaker", "patch bgpsessions.ferrolb.io/status -n ferrolb-system", true),
+        ("ferrolb-speaker", "patch bgpsessions.ferrolb.io -n default", false),
+        ("ferrolb-speaker", "patch bgppeers.ferrolb.io", false),
         ("ferrolb-speaker", "get secrets -n ferrolb-system", false),
         ("ferrolb-speaker", "get secrets/ferrolb-membership -n ferrolb-system", false),
         ("ferrolb-speaker", "list secrets -A", false),

@@ -1,5 +1,6 @@
-//! The BGP resources against a real kube-apiserver: the CEL rules refuse bad ASNs, addresses, timers and
-//! communities with the messages a person reads, defaults are filled in, and `kubectl get` shows tables.
+//! The BGP resources against a real kube-apiserver: the CEL rules refuse bad ASNs, addresses, timers,
+//! communities, Secret references and a plain password with the messages a person reads, defaults are filled
+//! in, and `kubectl get` shows tables.
 
 use ferrolb_e2e::ControlPlane;
 use ferrolb_e2e::control_plane::Components;
@@ -58,10 +59,32 @@ async fn bgp_peers_are_validated_with_clear_messages() -> anyhow::Result<()> {
             "must be between 100ms and 5m",
         ),
         ("  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n  peerPort: 0\n", "peerPort"),
+        (
+            "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n  password: hunter2\n",
+            "password is not supported: a key in a BGPPeer can be read by anyone who may read BGPPeers",
+        ),
+        (
+            "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n  passwordSecret: {name: Tor_Key}\n",
+            "passwordSecret.name \"Tor_Key\" is not a Secret name",
+        ),
+        (
+            "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n  passwordSecret: {name: tor, namespace: a.b}\n",
+            "passwordSecret.namespace \"a.b\" is not a namespace name",
+        ),
+        (
+            "  myASN: 64512\n  peerASN: 64513\n  peerAddress: 192.0.2.254\n  passwordSecret: {namespace: ferrolb-system}\n",
+            "spec.passwordSecret.name: Required value",
+        ),
     ] {
         refused(&plane, &peer("bad", fields), message);
     }
     plane.apply(&peer("tor", GOOD_PEER))?;
+    plane.apply(&peer(
+        "signed",
+        &format!("{GOOD_PEER}  passwordSecret: {{name: tor-md5, namespace: ferrolb-system}}\n"),
+    ))?;
+    let secret = plane.kubectl(&["get", "bgppeers", "signed", "-o", "jsonpath={.spec.passwordSecret.name}"])?;
+    assert_eq!(secret, "tor-md5");
     plane.apply(&peer("fast", "  myASN: 4200000000\n  peerASN: 64513\n  peerAddress: 2001:db8:100::fe\n  holdTime: 3s\n  keepaliveTime: 1s\n  connectTime: 500ms\n  routerID: 198.51.100.11\n  ebgpMultiHop: true\n"))?;
     let port = plane.kubectl(&["get", "bgppeers", "tor", "-o", "jsonpath={.spec.peerPort}"])?;
     assert_eq!(port, "179", "the default port is filled in");

@@ -1,5 +1,9 @@
 //! `BGPPeer`: a router the speakers open BGP sessions to, and from which nodes. Field names are MetalLB's
 //! (`v1beta2`), so `ferrolb migrate-from-metallb` converts its objects as they are.
+//!
+//! A session's TCP MD5 key (RFC 2385) comes from a Secret named by `passwordSecret`, never from the BGPPeer
+//! itself: MetalLB's plain `password` field is refused by the schema, because anyone who may read BGPPeers
+//! could read a key written there.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -14,6 +18,10 @@ pub const DEFAULT_HOLD_TIME: &str = "90s";
 pub const DEFAULT_CONNECT_TIME: &str = "1s";
 /// The default TCP port of BGP.
 pub const DEFAULT_PEER_PORT: u16 = 179;
+/// The type a `passwordSecret` Secret must have (MetalLB's rule).
+pub const PASSWORD_SECRET_TYPE: &str = "kubernetes.io/basic-auth";
+/// The key of a `passwordSecret` Secret that holds the TCP MD5 key.
+pub const PASSWORD_SECRET_KEY: &str = "password";
 
 /// A BGP peer (usually a top-of-rack router) and the nodes that peer with it.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -33,6 +41,7 @@ pub const DEFAULT_PEER_PORT: u16 = 179;
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = bgp_schema::peer_rules()))]
+#[schemars(transform = bgp_schema::refuse_plain_password)]
 pub struct BGPPeerSpec {
     /// This node's AS number.
     #[serde(rename = "myASN")]
@@ -80,6 +89,23 @@ pub struct BGPPeerSpec {
     /// instead of the hold time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd_profile: Option<String>,
+    /// The Secret holding the session's TCP MD5 key (RFC 2385): type `kubernetes.io/basic-auth`, the key
+    /// (1-80 bytes, no line breaks) under `password`, in the namespace ferrolb runs in. The speakers read only
+    /// the Secrets the chart lets them (`speaker.bgpPasswordSecrets`); a new key restarts the session with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bgp_schema::password_secret")]
+    pub password_secret: Option<SecretReference>,
+}
+
+/// Where a Secret is: the shape of Kubernetes' `SecretReference` (MetalLB's `passwordSecret`), with the name
+/// required. The namespace defaults to the one ferrolb runs in, and may only be that one.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct SecretReference {
+    /// The Secret's name.
+    pub name: String,
+    /// The Secret's namespace; default (and the only one the speakers read): ferrolb's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 fn default_port() -> u16 {

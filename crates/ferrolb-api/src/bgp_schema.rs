@@ -130,9 +130,63 @@ pub fn connect_time(_: &mut SchemaGenerator) -> Schema {
     )
 }
 
-/// The rule tying keepaliveTime to holdTime, on the spec.
+/// A DNS-1123 label (a namespace name), as a CEL regular expression.
+const LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain (a Secret name), as a CEL regular expression.
+const SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// `passwordSecret`: a Secret reference whose name and namespace are valid names (the field's doc comment is
+/// its description).
+pub fn password_secret(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {
+                "description": "The Secret's name.",
+                "type": "string",
+                "maxLength": 253,
+                "x-kubernetes-validations": [rule(
+                    &format!("self.matches('{SUBDOMAIN_PATTERN}')"),
+                    "'passwordSecret.name \"' + self + '\" is not a Secret name: lowercase letters, digits, - and ., starting and ending with a letter or digit'",
+                )],
+            },
+            "namespace": {
+                "description": "The Secret's namespace: omit it, or give the namespace ferrolb runs in (the only \
+                                one its speakers read).",
+                "type": "string",
+                "maxLength": 63,
+                "x-kubernetes-validations": [rule(
+                    &format!("self.matches('{LABEL_PATTERN}')"),
+                    "'passwordSecret.namespace \"' + self + '\" is not a namespace name: lowercase letters, digits and -, starting and ending with a letter or digit'",
+                )],
+            },
+        },
+    })
+}
+
+/// Gives the spec a `password` property only so that the rule in [`peer_rules`] can refuse it with a
+/// message: an unknown field would be dropped without a word, and the session would run without its key.
+pub fn refuse_plain_password(schema: &mut Schema) {
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.insert(
+            "password".to_owned(),
+            json!({
+                "description": "Not supported (always refused): a key here could be read by anyone who may read \
+                                BGPPeers. Put it in a Secret and name it in passwordSecret.",
+                "type": "string",
+            }),
+        );
+    }
+}
+
+/// The spec's rules: keepaliveTime below holdTime, and no plain `password`.
 pub fn peer_rules() -> Value {
-    json!([rule(
+    json!([{
+        "rule": "!has(self.password)",
+        "message": "password is not supported: a key in a BGPPeer can be read by anyone who may read BGPPeers; put it in a kubernetes.io/basic-auth Secret (key password) in ferrolb's namespace and set passwordSecret.name",
+        "reason": "FieldValueForbidden",
+    }, rule(
         &format!(
             "!has(self.keepaliveTime) || !self.keepaliveTime.matches('{p}') || (has(self.holdTime) && \
              (!self.holdTime.matches('{p}') || duration(self.holdTime) == duration('0s') || \

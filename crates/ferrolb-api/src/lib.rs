@@ -34,7 +34,10 @@ pub use bfd_profile::{
     BFDProfile, BFDProfileSpec, DEFAULT_BFD_INTERVAL_MS, DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER,
 };
 pub use bgp_advertisement::{BGPAdvertisement, BGPAdvertisementSpec, WELL_KNOWN_COMMUNITY_NAMES};
-pub use bgp_peer::{BGPPeer, BGPPeerSpec, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_PEER_PORT};
+pub use bgp_peer::{
+    BGPPeer, BGPPeerSpec, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, DEFAULT_PEER_PORT, PASSWORD_SECRET_KEY,
+    PASSWORD_SECRET_TYPE, SecretReference,
+};
 pub use bgp_session::{BGPSession, BGPSessionSpec, BGPSessionStatus, bgpsession_name};
 pub use class::handles_service;
 pub use conditions::*;
@@ -61,8 +64,8 @@ pub const DEFAULT_LOAD_BALANCER_CLASS: &str = "ferrolb.io/lb";
 pub mod k8s {
     pub use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
     pub use k8s_openapi::api::core::v1::{
-        LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, ObjectReference, Service, ServicePort, ServiceSpec,
-        ServiceStatus,
+        LoadBalancerIngress, LoadBalancerStatus, Namespace, Node, ObjectReference, Secret, Service, ServicePort,
+        ServiceSpec, ServiceStatus,
     };
     pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
     pub use k8s_openapi::api::events::v1::Event;

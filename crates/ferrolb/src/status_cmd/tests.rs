@@ -132,6 +132,7 @@ fn bgp_sessions_and_advertising_nodes_are_shown() {
             node_selectors: vec![],
             ebgp_multi_hop: false,
             bfd_profile: None,
+            password_secret: None,
         },
     );
     let ad = BGPAdvertisement::new("all", BGPAdvertisementSpec::default());

@@ -117,6 +117,15 @@ pub enum Reason {
     /// Fields ferrolb has no equivalent for.
     #[error("{} ha{} no ferrolb equivalent", .0.join(", "), if .0.len() == 1 { "s" } else { "ve" })]
     UnknownFields(Vec<String>),
+    /// A BGPPeer with its TCP MD5 key written in the object (MetalLB's `password`), and any other fields
+    /// without an equivalent.
+    #[error(
+        "spec.password: a key in a BGPPeer can be read by anyone who may read BGPPeers; put it \
+         in a kubernetes.io/basic-auth Secret (key password) in ferrolb's namespace, name it in \
+         spec.passwordSecret and list it in the chart value speaker.bgpPasswordSecrets{}",
+        if .0.is_empty() { String::new() } else { format!(" ({} without a ferrolb equivalent too)", .0.join(", ")) }
+    )]
+    PlainPassword(Vec<String>),
     /// The spec does not have the shape MetalLB defines.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),

@@ -3,11 +3,16 @@
 //! ferrolb has no kind for, so each alias an advertisement uses is written out as its value (and noted). A
 //! peer with a field ferrolb cannot honour (a password, a VRF, graceful restart, ...) is not converted
 //! at all, and the fields are listed. `BFDProfile`s convert as they are, unless they ask for echo mode.
+//!
+//! A peer's `passwordSecret` converts, without its namespace: ferrolb's speakers read the Secret in ferrolb's
+//! own namespace, so the output says to copy it there and to let the speakers read it. A plain `password`
+//! never converts (ferrolb refuses it: a key in a BGPPeer is readable by whoever may read BGPPeers).
 
 use std::collections::BTreeMap;
 
 use ferrolb_api::{
-    BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, parse_duration,
+    BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, SecretReference,
+    parse_duration,
 };
 use ferrolb_bgp::AnyCommunity;
 use serde_yaml::Value;
@@ -85,17 +90,44 @@ fn check_duration(spec: &BGPPeerSpec) -> Result<(), Reason> {
 
 pub(super) fn convert_peer(document: &Value) -> Result<Converted, Reason> {
     let metadata = metadata(document)?;
-    let spec = spec_of(document)?;
+    let mut spec = spec_of(document)?;
     let mut unknown = Vec::new();
+    // MetalLB's Go types write an empty password and an empty reference for a peer without either.
+    if spec.get("password").is_some_and(|p| p.as_str() == Some("")) {
+        spec.remove("password");
+    }
+    let secret = match spec.remove("passwordSecret") {
+        Some(Value::Mapping(reference)) => {
+            check_fields(&reference, &["name", "namespace"], "spec.passwordSecret", &mut unknown);
+            let text = |key: &str| reference.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+            text("name").map(|name| (name.to_owned(), text("namespace").map(str::to_owned)))
+        }
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(Reason::InvalidSpec("passwordSecret is not a mapping".to_owned())),
+    };
     check_fields(&spec, &PEER_FIELDS, "spec", &mut unknown);
+    if let Some(at) = unknown.iter().position(|field| field == "spec.password") {
+        unknown.remove(at);
+        return Err(Reason::PlainPassword(unknown));
+    }
     if !unknown.is_empty() {
         return Err(Reason::UnknownFields(unknown));
     }
-    let spec: BGPPeerSpec =
+    let mut spec: BGPPeerSpec =
         serde_yaml::from_value(Value::Mapping(spec)).map_err(|e| Reason::InvalidSpec(e.to_string()))?;
     check_duration(&spec)?;
     check_selectors(spec.node_selectors.iter())?;
-    Ok(Converted { object: Object::BgpPeer(BGPPeer { metadata, spec }), notes: Vec::new() })
+    let mut notes = Vec::new();
+    if let Some((name, namespace)) = secret {
+        let from = namespace.map_or_else(|| "MetalLB's namespace".to_owned(), |ns| format!("namespace {ns}"));
+        notes.push(format!(
+            "passwordSecret: ferrolb's speakers read Secret {name} in ferrolb's own namespace, not in {from}: copy \
+             it there (type kubernetes.io/basic-auth, key password) and list {name} in the chart value \
+             speaker.bgpPasswordSecrets"
+        ));
+        spec.password_secret = Some(SecretReference { name, namespace: None });
+    }
+    Ok(Converted { object: Object::BgpPeer(BGPPeer { metadata, spec }), notes })
 }
 
 pub(super) fn convert_bfd_profile(document: &Value) -> Result<Converted, Reason> {

@@ -234,6 +234,44 @@ spec: {ipAddressPools: [public], communities: [edge, big, "65000:200"], localPre
 }
 
 #[test]
+fn a_password_secret_converts_without_its_namespace_and_says_where_the_secret_goes() {
+    let conversion = run(r#"
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, passwordSecret: {name: tor-md5, namespace: metallb-system}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: plain, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.2, password: "", passwordSecret: {}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: odd, namespace: metallb-system}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.3, passwordSecret: {name: k, key: pw}}
+"#);
+    assert_eq!(
+        problem_lines(&conversion),
+        ["BGPPeer/odd: not converted: spec.passwordSecret.key has no ferrolb equivalent"]
+    );
+    let [signed, plain] = conversion.objects.as_slice() else { panic!("{:?}", conversion.objects.len()) };
+    let Object::BgpPeer(peer) = &signed.object else { panic!("not a peer") };
+    let reference = peer.spec.password_secret.as_ref().expect("passwordSecret converted");
+    assert_eq!((reference.name.as_str(), reference.namespace.as_deref()), ("tor-md5", None));
+    assert_eq!(
+        signed.notes,
+        [
+            "passwordSecret: ferrolb's speakers read Secret tor-md5 in ferrolb's own namespace, not in namespace metallb-system: copy it there (type kubernetes.io/basic-auth, key password) and list tor-md5 in the chart value speaker.bgpPasswordSecrets"
+        ]
+    );
+    // What MetalLB's Go types write for a peer without a key is no key.
+    let Object::BgpPeer(peer) = &plain.object else { panic!("not a peer") };
+    assert_eq!(peer.spec.password_secret, None);
+    assert!(plain.notes.is_empty(), "{:?}", plain.notes);
+}
+
+#[test]
 fn bgp_fields_ferrolb_cannot_honour_are_listed_and_nothing_of_the_peer_is_converted() {
     let conversion = run(r#"
 apiVersion: metallb.io/v1beta2
@@ -255,7 +293,7 @@ spec: {echoMode: true, slowTimer: 2000}
     assert_eq!(
         problem_lines(&conversion),
         [
-            "BGPPeer/tor: not converted: spec.password, spec.vrf have no ferrolb equivalent",
+            "BGPPeer/tor: not converted: spec.password: a key in a BGPPeer can be read by anyone who may read BGPPeers; put it in a kubernetes.io/basic-auth Secret (key password) in ferrolb's namespace, name it in spec.passwordSecret and list it in the chart value speaker.bgpPasswordSecrets (spec.vrf without a ferrolb equivalent too)",
             "BGPAdvertisement/adv: not converted: invalid spec: community \"nowhere\" is neither a value (AS:value, large:a:b:c) nor an alias defined by a Community in the input",
             "BFDProfile/fast: not converted: spec.slowTimer has no ferrolb equivalent",
         ]

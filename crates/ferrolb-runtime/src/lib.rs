@@ -1,5 +1,5 @@
 //! The I/O helpers that ferrolb's long-running components share, so each exists once: a watch that keeps a
-//! reflector store filled ([`watch_into`]), the Kubernetes client builder ([`client`]), the supervision of
+//! reflector store filled ([`watch_into`], narrowed: [`watch_into_with`]), the Kubernetes client builder ([`client`]), the supervision of
 //! background tasks ([`Tasks`]), and the liveness heartbeat behind `/healthz` ([`Health`]).
 //!
 //! It owns no cluster state and makes no decisions: what to watch and what to do with it belong to the
@@ -17,4 +17,4 @@ mod watch;
 pub use client::{ClientError, client};
 pub use health::Health;
 pub use tasks::{Ended, Tasks};
-pub use watch::watch_into;
+pub use watch::{watch_into, watch_into_with};

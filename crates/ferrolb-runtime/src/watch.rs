@@ -19,11 +19,24 @@ pub fn watch_into<K>(api: Api<K>, notify: Arc<Notify>) -> (Store<K>, impl Stream
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    watch_into_with(api, watcher::Config::default(), notify)
+}
+
+/// [`watch_into`] with the watch narrowed by `config`, e.g. to one object by a `metadata.name` field
+/// selector (which RBAC by `resourceNames` allows for list and watch).
+pub fn watch_into_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    notify: Arc<Notify>,
+) -> (Store<K>, impl Stream<Item = ()> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store::<K>();
     let kind = K::kind(&()).into_owned();
     let stream = reflector::reflector(
         writer,
-        watcher(api, watcher::Config::default()).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()),
+        watcher(api, config).default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()),
     )
     .map(move |event| {
         if let Err(e) = event {

@@ -38,4 +38,7 @@ pub struct SpeakerConfig {
     pub forward: Option<ForwardOptions>,
     /// The namespace this speaker runs in, where its `BGPSession` records go.
     pub namespace: String,
+    /// The Secrets (in `namespace`) BGPPeers' `passwordSecret` may name: the only Secrets the speaker reads,
+    /// each watched by name.
+    pub bgp_password_secrets: Vec<String>,
 }

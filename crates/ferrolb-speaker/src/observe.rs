@@ -1,7 +1,8 @@
 //! The speaker's watch edge: the reflector stores it keeps ([`Stores`]), and the conversion of what they hold
 //! into the plain inputs of a pass ([`Snapshot`]): which external IPs exist, which nodes, advertisements and
 //! endpoints there are, and in forward mode what [`ferrolb_forward::plan`] reads. Below this module nothing
-//! reads a Kubernetes object's fields.
+//! reads a Kubernetes object's fields. The BGPPeers' TCP MD5 keys come from the Secrets [`secrets`] reads,
+//! each watched by name (the only Secrets the speaker may read).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -12,10 +13,11 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use kube::Api;
 use kube::runtime::reflector::{self, Store, store::WriterDropped};
+use kube::runtime::watcher;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use ferrolb_api::k8s::{EndpointSlice, LabelSelector, Node, ResourceExt, Service};
+use ferrolb_api::k8s::{EndpointSlice, LabelSelector, Node, ResourceExt, Secret, Service};
 use ferrolb_api::{
     BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_BFD_INTERVAL_MS,
     DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, IPAddressPool,
@@ -26,7 +28,7 @@ use ferrolb_api::{
 use ferrolb_bgp::AnyCommunity;
 use ferrolb_bgp::bfd::BfdConfig;
 use ferrolb_forward::{Protocol, plan};
-use ferrolb_runtime::{Tasks, watch_into};
+use ferrolb_runtime::{Tasks, watch_into, watch_into_with};
 
 use crate::bgp::report::ExistingSession;
 use crate::bgp::{Bfd, BgpAdvertisement, Peer};
@@ -34,6 +36,10 @@ use crate::config::SpeakerConfig;
 use crate::desired::{Advertisement, ExternalIp, NodeInfo, Selector};
 use crate::endpoints::Observed;
 use crate::records::ServiceRef;
+
+mod secrets;
+
+pub(crate) use secrets::PasswordSecrets;
 
 /// The reflector stores the speaker reads, filled by one supervised task.
 pub(crate) struct Stores {
@@ -47,12 +53,23 @@ pub(crate) struct Stores {
     bgp_advertisements: Store<BGPAdvertisement>,
     bgp_sessions: Store<BGPSession>,
     bfd_profiles: Store<BFDProfile>,
+    /// The namespace the speaker runs in.
+    namespace: String,
+    /// One store per Secret the speaker may read for BGPPeers' `passwordSecret`, by name.
+    password_secrets: BTreeMap<String, Store<Secret>>,
 }
 
 impl Stores {
     /// Starts every watch as the task `watches` in `tasks`; each change wakes `notify`. `BGPSession`s are
-    /// watched in `namespace` only, where this speaker writes them.
-    pub(crate) fn start(client: &kube::Client, namespace: &str, notify: &Arc<Notify>, tasks: &mut Tasks) -> Stores {
+    /// watched in `namespace` only, where this speaker writes them, and so is each Secret of
+    /// `password_secrets`, by name (a `metadata.name` field selector, which RBAC by `resourceNames` allows).
+    pub(crate) fn start(
+        client: &kube::Client,
+        namespace: &str,
+        password_secrets: &[String],
+        notify: &Arc<Notify>,
+        tasks: &mut Tasks,
+    ) -> Stores {
         let (services, s1) = watch_into(Api::<Service>::all(client.clone()), notify.clone());
         let (nodes, s2) = watch_into(Api::<Node>::all(client.clone()), notify.clone());
         let (pools, s3) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
@@ -63,6 +80,15 @@ impl Stores {
         let (bgp_advertisements, s8) = watch_into(Api::<BGPAdvertisement>::all(client.clone()), notify.clone());
         let (bgp_sessions, s9) = watch_into(Api::<BGPSession>::namespaced(client.clone(), namespace), notify.clone());
         let (bfd_profiles, s10) = watch_into(Api::<BFDProfile>::all(client.clone()), notify.clone());
+        let mut secret_streams = Vec::new();
+        let mut secret_stores = BTreeMap::new();
+        for name in password_secrets {
+            let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            let api = Api::<Secret>::namespaced(client.clone(), namespace);
+            let (store, stream) = watch_into_with(api, by_name, notify.clone());
+            secret_stores.insert(name.clone(), store);
+            secret_streams.push(stream.boxed());
+        }
         tasks.spawn("watches", async move {
             tokio::join!(
                 s1.collect::<()>(),
@@ -74,7 +100,8 @@ impl Stores {
                 s7.collect::<()>(),
                 s8.collect::<()>(),
                 s9.collect::<()>(),
-                s10.collect::<()>()
+                s10.collect::<()>(),
+                futures::stream::select_all(secret_streams).collect::<()>()
             );
         });
         Stores {
@@ -88,6 +115,8 @@ impl Stores {
             bgp_advertisements,
             bgp_sessions,
             bfd_profiles,
+            namespace: namespace.to_owned(),
+            password_secrets: secret_stores,
         }
     }
 
@@ -103,7 +132,8 @@ impl Stores {
             self.bgp_peers.wait_until_ready(),
             self.bgp_advertisements.wait_until_ready(),
             self.bgp_sessions.wait_until_ready(),
-            self.bfd_profiles.wait_until_ready()
+            self.bfd_profiles.wait_until_ready(),
+            futures::future::try_join_all(self.password_secrets.values().map(Store::wait_until_ready))
         )
         .map(|_| ())
     }
@@ -150,7 +180,14 @@ impl Stores {
             bgp_peers: {
                 let profiles: BTreeMap<String, Bfd> =
                     self.bfd_profiles.state().iter().map(|p| (p.name_any(), bfd_profile(&p.spec))).collect();
-                self.bgp_peers.state().iter().filter_map(|p| bgp_peer(p, &profiles)).collect()
+                let secrets = PasswordSecrets::new(
+                    &self.namespace,
+                    self.password_secrets
+                        .iter()
+                        .map(|(name, store)| (name.clone(), store.state().into_iter().next()))
+                        .collect(),
+                );
+                self.bgp_peers.state().iter().filter_map(|p| bgp_peer(p, &profiles, &secrets)).collect()
             },
             bgp_advertisements: self.bgp_advertisements.state().iter().filter_map(|a| bgp_advertisement(a)).collect(),
             bgp_sessions: self.bgp_sessions.state().iter().map(|s| existing_session(s)).collect(),
@@ -298,9 +335,9 @@ pub(crate) fn bfd_profile(spec: &BFDProfileSpec) -> Bfd {
     )
 }
 
-/// A BGPPeer as the speaker reads it, its BFD profile looked up in `profiles`; `None` (and a warning) for one
-/// the API server should have refused.
-pub(crate) fn bgp_peer(peer: &BGPPeer, profiles: &BTreeMap<String, Bfd>) -> Option<Peer> {
+/// A BGPPeer as the speaker reads it, its BFD profile looked up in `profiles` and its TCP MD5 key in
+/// `secrets`; `None` (and a warning) for one the API server should have refused.
+pub(crate) fn bgp_peer(peer: &BGPPeer, profiles: &BTreeMap<String, Bfd>, secrets: &PasswordSecrets) -> Option<Peer> {
     let name = peer.name_any();
     let spec = &peer.spec;
     let parsed = (|| -> Result<Peer, String> {
@@ -330,6 +367,7 @@ pub(crate) fn bgp_peer(peer: &BGPPeer, profiles: &BTreeMap<String, Bfd>) -> Opti
                 .bfd_profile
                 .as_ref()
                 .map(|name| profiles.get(name).cloned().unwrap_or_else(|| Bfd::Missing(name.clone()))),
+            password: spec.password_secret.as_ref().map(|reference| secrets.password(reference)),
         })
     })();
     match parsed {

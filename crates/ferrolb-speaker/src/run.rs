@@ -57,7 +57,7 @@ pub async fn run(
 ) -> Result<()> {
     let notify = Arc::new(Notify::new());
     let mut tasks = Tasks::default();
-    let stores = Stores::start(&client, &config.namespace, &notify, &mut tasks);
+    let stores = Stores::start(&client, &config.namespace, &config.bgp_password_secrets, &notify, &mut tasks);
     tokio::select! {
         r = stores.wait_until_ready() => r.map_err(Error::Watch)?,
         ended = tasks.ended() => return Err(Error::Task(ended)),

@@ -143,6 +143,7 @@ fn a_dead_path_ends_the_bgp_session_through_bfd_and_the_router_drops_the_route()
             minimum_ttl: 255,
             config: CONFIG,
         }),
+        md5: None,
     };
     let routes: BTreeMap<IpNet, RouteAttributes> =
         [("192.0.2.225/32".parse().unwrap(), RouteAttributes::default())].into();

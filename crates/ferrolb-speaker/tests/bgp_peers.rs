@@ -1,7 +1,8 @@
 //! The speaker's BGP sessions against real routers, over real TCP between network namespaces: FRR 8 (bgpd
 //! with zebra, so the routes reach the router's kernel table) and BIRD 2. Two independent implementations
 //! must accept what ferrolb sends and what it answers, and ferrolb must accept what they send (FRR announces
-//! routes of its own with communities, which ferrolb's session validates and ignores).
+//! routes of its own with communities, which ferrolb's session validates and ignores). FRR also checks TCP
+//! MD5 signatures (RFC 2385): the right key comes up, a wrong one never does, and a new key is followed.
 //!
 //! Needs root and Debian's frr and bird2 (hack/test installs them). Waits poll a condition with a deadline.
 
@@ -14,8 +15,10 @@ use std::time::Duration;
 use ferrolb_bgp::routes::RouteAttributes;
 use ferrolb_bgp::session::{self, Down, State};
 use ferrolb_bgp::{AnyCommunity, Family};
+use ferrolb_md5sig::Md5Key;
 use ferrolb_speaker::announce::Announcer;
 use ferrolb_speaker::bgp::placement::{PeerOrder, SessionSettings};
+use ferrolb_speaker::bgp::report::session_status;
 use ferrolb_speaker::bgp::{BgpAnnouncer, BgpMetrics, BgpOrder};
 use ferrolb_testns::{Netns, NsRuntime, require_root};
 use ipnet::IpNet;
@@ -61,6 +64,7 @@ fn settings(peer: &str, peer_asn: u32) -> SessionSettings {
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         },
         bfd: None,
+        md5: None,
     }
 }
 
@@ -210,4 +214,67 @@ fn bird_accepts_the_same_routes() {
     wait_for("BIRD to drop the routes", || (!router.birdc("show route").contains("192.0.2.225")).then_some(()));
     let protocol = router.birdc("show protocols all node1");
     assert!(protocol.contains("Established"), "the session survived the withdrawals: {protocol}");
+}
+
+fn signed(key: &str) -> SessionSettings {
+    SessionSettings { md5: Some(Md5Key::new(key.as_bytes()).unwrap()), ..settings(ROUTER_V4, 64513) }
+}
+
+#[test]
+fn frr_with_a_password_takes_the_right_key_never_a_wrong_one_and_follows_a_new_one() {
+    require_root("the BGP peer tests");
+    let router_ns = Netns::new("frr");
+    let node = node_and(&router_ns);
+    let router = frr_with_password(router_ns, 64512, "ferrolb-md5-one");
+    let route = |key: &str| order("tor", signed(key), &["192.0.2.225/32"], &RouteAttributes::default());
+    let neighbor = |r: &Router| r.vtysh(&format!("show bgp neighbors {NODE_V4} json"))[NODE_V4].clone();
+
+    // The right key: the session comes up and the route reaches the router's kernel.
+    node.announce(route("ferrolb-md5-one"));
+    node.wait_state("tor", State::Established);
+    wait_for("the route in the router's kernel", || {
+        router.kernel_route("192.0.2.225/32").contains(NODE_V4).then_some(())
+    });
+    assert_eq!(neighbor(&router)["bgpState"], "Established");
+
+    // The key rotates on both sides (the router first, as an operator would): the node's session restarts with
+    // the new key and comes back.
+    router.configure_bgp(&[&format!("neighbor {NODE_V4} password ferrolb-md5-two")]);
+    node.announce(route("ferrolb-md5-two"));
+    wait_for("the session to come back with the new key", || {
+        let n = neighbor(&router);
+        (n["bgpState"] == "Established" && n["connectionsEstablished"].as_u64() >= Some(2)).then_some(())
+    });
+    node.wait_state("tor", State::Established);
+    wait_for("the route back in the router's kernel", || {
+        router.kernel_route("192.0.2.225/32").contains(NODE_V4).then_some(())
+    });
+
+    // A wrong key: the router drops every segment, the session never comes up, the route goes, and the
+    // status says the peer does not answer (and that a key may differ).
+    node.announce(route("not-the-routers-key"));
+    let status = wait_for("the signed connection to time out", || {
+        let status = node.status("tor")?;
+        assert_ne!(status.state, State::Established, "a wrong key made a session");
+        (status.last_down == Some(Down::ConnectFailed)).then_some(status)
+    });
+    let record = session_status(&status, &[], true);
+    let error = record.last_error.unwrap_or_default();
+    assert!(error.starts_with("the peer does not answer"), "{error}");
+    assert!(error.contains("TCP MD5 key from passwordSecret"), "{error}");
+    assert!(router.kernel_route("192.0.2.225/32").is_empty(), "the route stayed without a session");
+    assert_ne!(neighbor(&router)["bgpState"], "Established");
+
+    // Without a key at all the router drops the segments just the same.
+    node.announce(order("tor", settings(ROUTER_V4, 64513), &["192.0.2.225/32"], &RouteAttributes::default()));
+    wait_for("the unsigned connection to time out", || {
+        let status = node.status("tor")?;
+        assert_ne!(status.state, State::Established, "an unsigned session was accepted");
+        (status.last_down == Some(Down::ConnectFailed)).then_some(())
+    });
+
+    // The right key again: back up.
+    node.announce(route("ferrolb-md5-two"));
+    node.wait_state("tor", State::Established);
+    node.shutdown();
 }

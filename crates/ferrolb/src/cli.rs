@@ -83,6 +83,10 @@ pub struct SpeakerArgs {
     /// The namespace the speaker runs in; its BGPSession records are written there.
     #[arg(long, default_value = "ferrolb-system", env = "POD_NAMESPACE")]
     pub namespace: String,
+    /// Secrets in the speaker's namespace that BGPPeers' passwordSecret may name (comma separated): the only
+    /// Secrets the speaker reads, each watched by name (the chart grants exactly these).
+    #[arg(long, value_delimiter = ',', env = "FERROLB_BGP_PASSWORD_SECRETS")]
+    pub bgp_password_secrets: Vec<String>,
 }
 
 /// Who delivers traffic for the external IPs; the controller and every speaker must agree.

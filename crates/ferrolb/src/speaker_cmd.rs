@@ -44,6 +44,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             },
         }),
         namespace: args.namespace.clone(),
+        bgp_password_secrets: args.bgp_password_secrets.clone(),
     };
     info!(node = %config.node_name, "starting speaker");
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -104,7 +104,13 @@ impl Announcer for BgpAnnouncer {
         let gone: Vec<String> = self.peers.keys().filter(|n| !order.peers.contains_key(*n)).cloned().collect();
         for name in gone {
             if let Some(handle) = self.peers.remove(&name) {
-                handle.stop.send_replace(Some(format!("ferrolb: BGPPeer {name} no longer selects this node")));
+                let reason = if order.refused.contains_key(&name) {
+                    // For instance its passwordSecret lost the key; the BGPSession record says what.
+                    format!("ferrolb: BGPPeer {name} can no longer be set up on this node")
+                } else {
+                    format!("ferrolb: BGPPeer {name} no longer selects this node")
+                };
+                handle.stop.send_replace(Some(reason));
                 self.stopping.push(handle.task);
             }
         }

@@ -16,4 +16,4 @@ pub mod report;
 
 pub use announcer::BgpAnnouncer;
 pub use metrics::BgpMetrics;
-pub use placement::{Bfd, BgpAdvertisement, BgpConfig, BgpOrder, NodeAddresses, Peer};
+pub use placement::{Bfd, BgpAdvertisement, BgpConfig, BgpOrder, NodeAddresses, Password, Peer};

@@ -60,8 +60,9 @@ pub fn bgp_advertisers(objects: &Objects<'_>) -> BTreeMap<IpAddr, BTreeSet<Strin
         .map(|s| s.spec.node.clone())
         .collect();
     let pool_labels = objects.pools.iter().map(|p| (p.name_any(), p.labels().clone().into_iter().collect())).collect();
-    // BFD does not change who advertises, so profiles are not read.
-    let peers: Vec<_> = objects.peers.iter().filter_map(|p| observe::bgp_peer(p, &BTreeMap::new())).collect();
+    // BFD profiles and TCP MD5 keys do not change who advertises, so neither is read.
+    let secrets = observe::PasswordSecrets::default();
+    let peers: Vec<_> = objects.peers.iter().filter_map(|p| observe::bgp_peer(p, &BTreeMap::new(), &secrets)).collect();
     let ads: Vec<_> = objects.advertisements.iter().filter_map(observe::bgp_advertisement).collect();
     let cluster =
         Cluster { nodes: &nodes, advertisements: &[], pool_labels: &pool_labels, live: &live, endpoints: &endpoints };

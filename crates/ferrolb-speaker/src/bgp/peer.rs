@@ -5,6 +5,10 @@
 //!
 //! Stopping is graceful: every route is withdrawn, the peer gets [`LINGER`] to converge, then a Cease
 //! NOTIFICATION (administrative shutdown, with the reason) ends the session.
+//!
+//! A session with a TCP MD5 key signs its socket before connecting ([`ferrolb_md5sig`]). A key the router
+//! does not share is never an error anyone reports: the router drops the SYN and the connection times out,
+//! so the status says the peer does not answer.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +74,8 @@ pub struct PeerStatus {
     pub last_down: Option<Down>,
     /// The guarding BFD session's state, if there is one.
     pub bfd: Option<SessionState>,
+    /// Why the socket could not be signed with the session's TCP MD5 key, while that is so.
+    pub md5_error: Option<String>,
 }
 
 impl Default for PeerStatus {
@@ -81,7 +87,23 @@ impl Default for PeerStatus {
             prefixes: 0,
             last_down: None,
             bfd: None,
+            md5_error: None,
         }
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+enum ConnectError {
+    /// The socket could not be signed with the session's key (nothing was sent).
+    Md5(ferrolb_md5sig::Error),
+    /// Opening the connection failed.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ConnectError {
+    fn from(e: std::io::Error) -> ConnectError {
+        ConnectError::Io(e)
     }
 }
 
@@ -111,7 +133,7 @@ impl PeerTask {
         let mut session = Session::new(self.settings.session.clone());
         let mut outbox = Outbox::default();
         let mut conn: Option<Connection> = None;
-        let mut connecting: Option<tokio::task::JoinHandle<std::io::Result<TcpStream>>> = None;
+        let mut connecting: Option<tokio::task::JoinHandle<Result<TcpStream, ConnectError>>> = None;
         let mut peering: Option<Peering> = None;
         let mut batch_at: Option<Instant> = None;
         let mut status = PeerStatus::default();
@@ -221,11 +243,20 @@ impl PeerTask {
                         Ok(Ok(stream)) => match Connection::new(stream) {
                             Ok(c) => {
                                 conn = Some(c);
+                                status.md5_error = None;
                                 session.handle(Event::Connected, now)
                             }
                             Err(_) => session.handle(Event::ConnectFailed, now),
                         },
-                        Ok(Err(e)) => {
+                        Ok(Err(ConnectError::Md5(e))) => {
+                            let why = error_chain(&e);
+                            if status.md5_error.as_ref() != Some(&why) {
+                                warn!(peer = %self.name, error = %why, "cannot sign the session with its TCP MD5 key");
+                            }
+                            status.md5_error = Some(why);
+                            session.handle(Event::ConnectFailed, now)
+                        }
+                        Ok(Err(ConnectError::Io(e))) => {
                             debug!(peer = %self.name, error = %e, "connection failed");
                             session.handle(Event::ConnectFailed, now)
                         }
@@ -428,12 +459,16 @@ fn peering_for(settings: &SessionSettings, n: &Negotiated, routes: &Routes, loca
     }
 }
 
-/// Opens the session's TCP connection: from the source address if set, with the session's TTL.
-async fn connect(settings: SessionSettings) -> std::io::Result<TcpStream> {
+/// Opens the session's TCP connection: from the source address if set, with the session's TTL, signed with
+/// its TCP MD5 key if it has one (set before connecting, so the SYN is signed too).
+async fn connect(settings: SessionSettings) -> Result<TcpStream, ConnectError> {
     let socket = match settings.address {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(key) = &settings.md5 {
+        ferrolb_md5sig::set_key(&socket, settings.address, key).map_err(ConnectError::Md5)?;
+    }
     {
         let sock = SockRef::from(&socket);
         match settings.address {
@@ -447,9 +482,21 @@ async fn connect(settings: SessionSettings) -> std::io::Result<TcpStream> {
     }
     let peer = SocketAddr::new(settings.address, settings.port);
     match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(peer)).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out").into()),
     }
+}
+
+/// An error with its sources, for the status.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn sleep_until(at: Option<Instant>) {

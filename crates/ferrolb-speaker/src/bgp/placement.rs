@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ferrolb_bgp::routes::RouteAttributes;
 use ferrolb_bgp::{AnyCommunity, Family, session};
+use ferrolb_md5sig::Md5Key;
 use ipnet::IpNet;
 
 use super::bfd::BfdPeer;
@@ -48,6 +49,17 @@ pub struct Peer {
     pub multihop: bool,
     /// The BFD guarding the session, if the peer names a profile.
     pub bfd: Option<Bfd>,
+    /// The TCP MD5 key, if the peer names a `passwordSecret`.
+    pub password: Option<Password>,
+}
+
+/// A BGPPeer's TCP MD5 key, as its `passwordSecret` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// The key (its `Debug` is redacted).
+    Key(Md5Key),
+    /// The Secret cannot give a key, with exactly why (the session is not started and its record says so).
+    Unusable(String),
 }
 
 /// A BGPPeer's BFD, as its profile says.
@@ -136,6 +148,8 @@ pub struct SessionSettings {
     pub session: session::Config,
     /// The BFD session guarding this one.
     pub bfd: Option<BfdPeer>,
+    /// The TCP MD5 key the session's segments are signed with (a new key restarts the session).
+    pub md5: Option<Md5Key>,
 }
 
 /// What one peer of this node gets.
@@ -207,6 +221,15 @@ pub fn order(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>, bgp: &BgpConfi
             order.refused.insert(peer.name.clone(), why);
             continue;
         };
+        let md5 = match &peer.password {
+            None => None,
+            Some(Password::Key(key)) => Some(key.clone()),
+            // Without its key the router drops every segment: no point connecting; the record says why.
+            Some(Password::Unusable(why)) => {
+                order.refused.insert(peer.name.clone(), why.clone());
+                continue;
+            }
+        };
         let mut routes: BTreeMap<IpNet, RouteAttributes> = BTreeMap::new();
         let mut warnings = BTreeSet::new();
         if let Some(Bfd::Missing(profile)) = &peer.bfd {
@@ -261,6 +284,7 @@ pub fn order(me: &str, ips: &[ExternalIp], cluster: &Cluster<'_>, bgp: &BgpConfi
                 }),
                 _ => None,
             },
+            md5,
         };
         order.peers.insert(
             peer.name.clone(),

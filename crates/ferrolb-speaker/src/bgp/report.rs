@@ -45,18 +45,31 @@ pub enum SessionWrite {
     },
 }
 
-/// The record of one session.
-pub fn session_status(status: &PeerStatus, warnings: &[String]) -> BGPSessionStatus {
+/// What a session that signs with TCP MD5 adds to "the peer does not answer": a router drops segments with a
+/// key it does not share (or when it expects none), so a wrong key looks exactly like a silent peer.
+pub const MD5_HINT: &str = "the session signs with the TCP MD5 key from passwordSecret; a router holding another key, \
+                            or none, drops every segment without answering";
+
+/// The record of one session; `signed` when it has a TCP MD5 key.
+pub fn session_status(status: &PeerStatus, warnings: &[String], signed: bool) -> BGPSessionStatus {
     let negotiated = status.negotiated.as_ref().filter(|_| status.state == State::Established);
+    let last_error = status.last_down.as_ref().filter(|d| !matches!(d, Down::Stopped)).map(|d| match d {
+        Down::ConnectFailed if signed => format!("{d}; {MD5_HINT}"),
+        _ => d.to_string(),
+    });
+    let mut warnings = warnings.to_vec();
+    if let Some(why) = &status.md5_error {
+        warnings.push(format!("cannot sign the connection with the TCP MD5 key: {why}"));
+    }
     BGPSessionStatus {
         state: status.state.as_str().to_owned(),
         hold_time: negotiated.map(|n| format_duration(n.hold_time)),
         keepalive_time: negotiated.map(|n| format_duration(n.keepalive)),
         established_since: status.established_since.clone(),
         prefixes_advertised: i64::try_from(status.prefixes).unwrap_or(i64::MAX),
-        last_error: status.last_down.as_ref().filter(|d| !matches!(d, Down::Stopped)).map(ToString::to_string),
+        last_error,
         bfd: status.bfd.map(|s| s.as_str().to_owned()),
-        warnings: warnings.to_vec(),
+        warnings,
     }
 }
 
@@ -76,7 +89,7 @@ pub fn reconcile(
         let status = statuses.get(peer).cloned().unwrap_or_default();
         let spec =
             BGPSessionSpec { node: me.to_owned(), peer: peer.clone(), peer_address: p.settings.address.to_string() };
-        wanted.insert(peer.as_str(), (spec, session_status(&status, &p.warnings)));
+        wanted.insert(peer.as_str(), (spec, session_status(&status, &p.warnings, p.settings.md5.is_some())));
     }
     for (peer, why) in &order.refused {
         let spec = BGPSessionSpec { node: me.to_owned(), peer: peer.clone(), peer_address: String::new() };

@@ -135,6 +135,7 @@ impl World {
             node_selectors: vec![],
             multihop: false,
             bfd: None,
+            password: None,
         }];
         self.bgp_advertisements = vec![BgpAdvertisement {
             name: "all".into(),

@@ -111,6 +111,16 @@ pub fn start_frr(netns: Netns, daemons: &[(&str, String)]) -> Router {
 /// FRR as a top-of-rack router: AS 64513, peering with the node in AS `node_asn`, ECMP on, and routes of its
 /// own (with communities) that it announces to the node.
 pub fn frr(netns: Netns, node_asn: u32) -> Router {
+    frr_with(netns, node_asn, None)
+}
+
+/// [`frr`] with the session to the node signed with TCP MD5 (`neighbor ... password`).
+pub fn frr_with_password(netns: Netns, node_asn: u32, password: &str) -> Router {
+    frr_with(netns, node_asn, Some(password))
+}
+
+fn frr_with(netns: Netns, node_asn: u32, password: Option<&str>) -> Router {
+    let password = password.map(|p| format!(" neighbor {NODE_V4} password {p}\n")).unwrap_or_default();
     // Datacenter defaults: no 30 s advertisement interval towards external peers.
     let bgpd = format!(
         "frr defaults datacenter
@@ -123,7 +133,7 @@ router bgp 64513
  neighbor {NODE_V4} remote-as {node_asn}
  neighbor {NODE_V4} timers 3 9
  neighbor {NODE_V4} timers connect 1
- address-family ipv4 unicast
+{password} address-family ipv4 unicast
   neighbor {NODE_V4} activate
   neighbor {NODE_V4} send-community all
   maximum-paths 8
@@ -142,13 +152,10 @@ route-map tagged permit 10
     // Routes of its own, tagged, for the node to receive (a network statement in the file can be read
     // before its route-map exists; added now, it takes).
     for (family, network) in [("ipv4", "203.0.113.0/24"), ("ipv6", "2001:db8:ffff::/48")] {
-        let af = format!("address-family {family} unicast");
-        let net = format!("network {network} route-map tagged");
-        let out = Command::new("vtysh")
-            .args(["-N", &router.handle, "-c", "configure terminal", "-c", "router bgp 64513", "-c", &af, "-c", &net])
-            .output()
-            .expect("vtysh");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        router.configure_bgp(&[
+            &format!("address-family {family} unicast"),
+            &format!("network {network} route-map tagged"),
+        ]);
     }
     router
 }
@@ -205,6 +212,16 @@ impl Router {
     pub fn kill(&mut self, daemon: &str) {
         let pid = std::fs::read_to_string(format!("/var/run/frr/{}/{daemon}.pid", self.handle)).expect("pid file");
         let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    }
+
+    /// Runs configuration commands under `router bgp 64513`.
+    pub fn configure_bgp(&self, commands: &[&str]) {
+        let mut args = vec!["-N", &self.handle, "-c", "configure terminal", "-c", "router bgp 64513"];
+        for command in commands {
+            args.extend(["-c", command]);
+        }
+        let out = Command::new("vtysh").args(&args).output().expect("vtysh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Runs a vtysh command and returns its JSON output (Null when there is none).

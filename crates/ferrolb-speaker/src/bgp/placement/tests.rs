@@ -35,6 +35,7 @@ fn peer(name: &str, peer_asn: u32) -> Peer {
         node_selectors: vec![],
         multihop: false,
         bfd: None,
+        password: None,
     }
 }
 
@@ -224,4 +225,23 @@ fn a_bfd_profile_guards_the_session_and_a_missing_one_is_reported() {
     let tor = &world.order("node-1", &[]).peers["tor"];
     assert_eq!(tor.settings.bfd, None);
     assert_eq!(tor.warnings, ["BFDProfile fast does not exist: the session runs without BFD"]);
+}
+
+#[test]
+fn a_password_signs_the_session_a_new_one_changes_its_settings_and_an_unusable_one_refuses_it() {
+    let mut world = World::new(vec![node("node-1", &[])]);
+    let key = |k: &str| ferrolb_md5sig::Md5Key::new(k.as_bytes()).unwrap();
+    world.peers = vec![Peer { password: Some(Password::Key(key("k3y-alpha"))), ..peer("tor", 64513) }];
+    let first = world.order("node-1", &[]).peers["tor"].settings.clone();
+    assert_eq!(first.md5, Some(key("k3y-alpha")));
+    assert!(!format!("{first:?}").contains("k3y"), "settings are logged; the key must not show: {first:?}");
+    // A rotated key is a settings change, which restarts the session.
+    world.peers = vec![Peer { password: Some(Password::Key(key("k3y-beta"))), ..peer("tor", 64513) }];
+    assert_ne!(world.order("node-1", &[]).peers["tor"].settings, first);
+    // No key to be had: no session (the router would drop every segment), and the record says why.
+    world.peers =
+        vec![Peer { password: Some(Password::Unusable("Secret x/y does not exist".into())), ..peer("tor", 64513) }];
+    let order = world.order("node-1", &[]);
+    assert!(order.peers.is_empty());
+    assert_eq!(order.refused["tor"], "Secret x/y does not exist");
 }

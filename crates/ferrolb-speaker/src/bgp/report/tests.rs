@@ -23,6 +23,7 @@ fn up(prefixes: usize) -> PeerStatus {
         prefixes,
         last_down: None,
         bfd: None,
+        md5_error: None,
     }
 }
 
@@ -32,14 +33,34 @@ fn failing(why: Down) -> PeerStatus {
 
 #[test]
 fn the_record_shows_state_timers_prefixes_and_the_last_error() {
-    let status = session_status(&up(3), &["w".into()]);
+    let status = session_status(&up(3), &["w".into()], false);
     assert_eq!(status.state, "Established");
     assert_eq!((status.hold_time.as_deref(), status.keepalive_time.as_deref()), (Some("9s"), Some("3s")));
     assert_eq!((status.prefixes_advertised, status.warnings.as_slice()), (3, &["w".to_owned()][..]));
     let refused = Notification { code: 2, subcode: 2, data: vec![] };
-    let status = session_status(&failing(Down::NotificationReceived(refused)), &[]);
+    let status = session_status(&failing(Down::NotificationReceived(refused)), &[], false);
     assert_eq!(status.last_error.as_deref(), Some("the peer sent a NOTIFICATION: OPEN message error: bad peer AS"));
     assert_eq!(status.hold_time, None);
+}
+
+#[test]
+fn a_signed_session_that_gets_no_answer_says_a_key_may_differ() {
+    let silent = failing(Down::ConnectFailed);
+    let plain = session_status(&silent, &[], false);
+    assert_eq!(plain.last_error.as_deref(), Some("the peer does not answer (TCP connection failed)"));
+    let signed = session_status(&silent, &[], true);
+    assert_eq!(
+        signed.last_error.as_deref(),
+        Some(
+            "the peer does not answer (TCP connection failed); the session signs with the TCP MD5 key from \
+             passwordSecret; a router holding another key, or none, drops every segment without answering"
+        )
+    );
+    let unsigned_kernel = PeerStatus { md5_error: Some("no CONFIG_TCP_MD5SIG".into()), ..silent };
+    assert_eq!(
+        session_status(&unsigned_kernel, &["w".into()], true).warnings,
+        ["w", "cannot sign the connection with the TCP MD5 key: no CONFIG_TCP_MD5SIG"]
+    );
 }
 
 #[test]

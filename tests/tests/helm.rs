@@ -349,6 +349,15 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
         sessions,
         "BGPSessions only, in the release namespace"
     );
+    // With BGP password Secrets listed: list and watch of exactly those, by name (observe.rs watches each with
+    // a metadata.name field selector), in the release namespace and nowhere else.
+    let objects = render(&["--set", "speaker.bgpPasswordSecrets={tor-a-md5,tor-b-md5}"])?;
+    let mut with_secrets = sessions.clone();
+    with_secrets.extend(expect(&[("", "secrets", "list/tor-a-md5,watch/tor-a-md5,list/tor-b-md5,watch/tor-b-md5")]));
+    assert_eq!(grants(find(&objects, "Role", "ferrolb-speaker")?), with_secrets);
+    assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-speaker")?), speaker, "no Secret cluster-wide");
+    let args = strings_at(container(find(&objects, "DaemonSet", "ferrolb-speaker")?)?, "args");
+    assert!(args.contains(&"--bgp-password-secrets=tor-a-md5,tor-b-md5".to_owned()), "{args:?}");
     Ok(())
 }
 
@@ -380,7 +389,7 @@ async fn every_rendered_object_is_accepted_by_the_api_server() -> anyhow::Result
 #[tokio::test]
 async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Result<()> {
     let plane = ControlPlane::start(Components::ApiServer).await?;
-    install(&plane, "install", &[])?;
+    install(&plane, "install", &["--set", "speaker.bgpPasswordSecrets={tor-md5}"])?;
     let table: &[(&str, &str, bool)] = &[
         ("ferrolb-speaker", "list services", true),
         ("ferrolb-speaker", "watch nodes", true),
@@ -398,6 +407,12 @@ async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Res
         ("ferrolb-speaker", "get secrets -n ferrolb-system", false),
         ("ferrolb-speaker", "get secrets/ferrolb-membership -n ferrolb-system", false),
         ("ferrolb-speaker", "list secrets -A", false),
+        ("ferrolb-speaker", "list secrets -n ferrolb-system", false),
+        ("ferrolb-speaker", "watch secrets/tor-md5 -n ferrolb-system", true),
+        ("ferrolb-speaker", "list secrets/tor-md5 -n ferrolb-system", true),
+        ("ferrolb-speaker", "get secrets/tor-md5 -n ferrolb-system", false),
+        ("ferrolb-speaker", "watch secrets/tor-md5 -n default", false),
+        ("ferrolb-speaker", "watch secrets/other -n ferrolb-system", false),
         ("ferrolb-speaker", "patch services/status -n default", false),
         ("ferrolb-speaker", "patch services -n default", false),
         ("ferrolb-speaker", "patch ipaddresspools.ferrolb.io", false),
@@ -440,6 +455,14 @@ async fn service_accounts_may_do_what_the_code_does_and_no_more() -> anyhow::Res
     let denied =
         ferrolb_e2e::kubectl::raw(Path::new(speaker), &["get", "secret", "ferrolb-membership", "-n", NAMESPACE], None)?;
     assert!(!denied.status.success() && String::from_utf8_lossy(&denied.stderr).contains("forbidden"));
+    // A listed BGP password Secret can be listed by name, as the speaker's watch does, and nothing more.
+    let basic_auth = ["--type", "kubernetes.io/basic-auth", "--from-literal=password=k"];
+    plane.kubectl(&[&["create", "secret", "generic", "tor-md5", "-n", NAMESPACE][..], &basic_auth].concat())?;
+    let by_name = ["get", "secrets", "-n", NAMESPACE, "--field-selector", "metadata.name=tor-md5", "-o", "name"];
+    let listed = ferrolb_e2e::kubectl::checked(Path::new(speaker), &by_name)?;
+    assert_eq!(listed.trim(), "secret/tor-md5");
+    let all = ferrolb_e2e::kubectl::raw(Path::new(speaker), &["get", "secrets", "-n", NAMESPACE], None)?;
+    assert!(!all.status.success() && String::from_utf8_lossy(&all.stderr).contains("forbidden"));
     Ok(())
 }
 

@@ -1,7 +1,10 @@
 //! The Helm chart (`charts/ferrolb`): lint and render with default and all-option values, every option
 //! reaching the output, a values typo failing with its name, the real API server accepting every object,
-//! RBAC that is enough for the real controller and no more, and an upgrade keeping the membership key and IPs.
+//! RBAC that is enough for the real controller and no more, and an upgrade keeping the membership key and IPs;
+//! `helm/bgp_password.rs` runs the real speaker under its ServiceAccount with a BGPPeer's passwordSecret.
 
+#[path = "helm/bgp_password.rs"]
+mod bgp_password;
 #[path = "helm/cluster.rs"]
 mod cluster;
 #[path = "helm/render.rs"]

@@ -63,6 +63,9 @@ bgp_node_routes() { # index
 	local netns; netns="$(ns "node-$1")"
 	ip netns exec "$netns" ip route replace "$OUT4_NET" via "$ROUTER4"
 	ip netns exec "$netns" ip -6 route replace "$OUT6::/64" via "$ROUTER6"
+	# A BGP pool address kube-proxy has no rule for (yet) is refused here, not sent on to the host.
+	ip netns exec "$netns" ip route replace unreachable 192.0.2.224/27
+	ip netns exec "$netns" ip -6 route replace unreachable 2001:db8:300::/116
 }
 
 # The router's FRR configuration: every node a passive neighbour over IPv4 and IPv6 (the speakers connect),

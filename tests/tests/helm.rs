@@ -344,7 +344,11 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
         ("ferrolb.io", "bgpsessions", "list,watch,create,patch,delete"),
         ("ferrolb.io", "bgpsessions/status", "patch"),
     ]);
-    assert_eq!(grants(find(&objects, "Role", "ferrolb-speaker")?), sessions, "BGPSessions only, in the release namespace");
+    assert_eq!(
+        grants(find(&objects, "Role", "ferrolb-speaker")?),
+        sessions,
+        "BGPSessions only, in the release namespace"
+    );
     Ok(())
 }
 

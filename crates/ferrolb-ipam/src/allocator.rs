@@ -164,15 +164,29 @@ impl Allocator {
     }
 
     /// Gives the Service addresses for `request`. A Service that already holds addresses that still satisfy
-    /// the request keeps them (allocation is stable); otherwise its old addresses are released first.
+    /// the request keeps them (allocation is stable), and one that became PreferDualStack gains the other
+    /// family where its pool has one; otherwise its old addresses are released first.
     pub fn assign(&mut self, request: &Request) -> Result<&Assignment, AllocError> {
         if let Some(current) = self.assignments.get(&request.service) {
             if current.request == *request {
                 return Ok(&self.assignments[&request.service]);
             }
             if self.still_valid(current, request) {
-                let ips = current.ips.clone();
+                let mut ips = current.ips.clone();
                 self.release(&request.service);
+                // Now PreferDualStack, holding one family (the Service was single-stack until now): add the
+                // other from the same pool if it has one.
+                if let (FamilyPolicy::PreferDual(order), [(_, pool_name)]) = (request.families, ips.as_slice())
+                    && request.ips.is_empty()
+                    && let Some(pool) = self.pools.get(pool_name)
+                {
+                    let held = Family::of(ips[0].0);
+                    let missing = if held == Family::V4 { Family::V6 } else { Family::V4 };
+                    if let Some(ip) = self.pick_in_pool(pool, missing, request) {
+                        ips.push((ip, pool_name.clone()));
+                        ips.sort_by_key(|(ip, _)| order.iter().position(|f| *f == Family::of(*ip)));
+                    }
+                }
                 return Ok(self.commit(request, ips));
             }
             self.release(&request.service);

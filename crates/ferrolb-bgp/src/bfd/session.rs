@@ -54,6 +54,8 @@ pub struct BfdSession {
     polling: bool,
     heard: bool,
     next_tx: Option<Instant>,
+    /// The last periodic transmission and the jitter it drew, to shorten the wait when the interval does.
+    last_tx: Option<(Instant, u8)>,
     detect_at: Option<Instant>,
 }
 
@@ -73,6 +75,7 @@ impl BfdSession {
             polling: false,
             heard: false,
             next_tx: None,
+            last_tx: None,
             detect_at: None,
         }
     }
@@ -143,15 +146,28 @@ impl BfdSession {
         }
         if self.next_tx.is_some_and(|t| t <= now) {
             actions.push(BfdAction::Send(self.packet(false)));
-            self.next_tx = self.tx_interval().map(|interval| {
-                let mut jitter = u32::from(jitter_percent.min(25));
-                if self.config.detect_mult <= 1 {
-                    jitter = jitter.max(10);
-                }
-                now + interval * (100 - jitter) / 100
-            });
+            let mut jitter = jitter_percent.min(25);
+            if self.config.detect_mult <= 1 {
+                jitter = jitter.max(10);
+            }
+            self.last_tx = Some((now, jitter));
+            self.next_tx = self.tx_interval().map(|interval| now + interval * u32::from(100 - jitter) / 100);
         }
         actions
+    }
+
+    /// Brings the next periodic packet forward when the interval just got shorter (the peer lowered its
+    /// RequiredMinRxInterval, or this side left slow start): the peer times this side out by the new
+    /// interval at once, so waiting out the old one (up to a second) would take the session down.
+    fn reschedule(&mut self, now: Instant) {
+        let (Some(next), Some((last, jitter)), Some(interval)) = (self.next_tx, self.last_tx, self.tx_interval())
+        else {
+            return;
+        };
+        let sooner = last + interval * u32::from(100 - jitter) / 100;
+        if sooner < next {
+            self.next_tx = Some(sooner.max(now));
+        }
     }
 
     fn go_down(&mut self, diagnostic: Diagnostic) -> Vec<BfdAction> {
@@ -175,7 +191,11 @@ impl BfdSession {
             return actions;
         }
         self.remote_discriminator = packet.my_discriminator;
+        let shorter = packet.required_min_rx < self.remote_min_rx;
         self.remote_min_rx = packet.required_min_rx;
+        if shorter {
+            self.reschedule(now);
+        }
         self.remote_desired_tx = packet.desired_min_tx;
         self.remote_detect_mult = packet.detect_mult;
         if packet.final_ {
@@ -198,7 +218,7 @@ impl BfdSession {
             (SessionState::Down | SessionState::Init, SessionState::Init | SessionState::Up)
                 if !(self.state == SessionState::Down && packet.state == SessionState::Up) =>
             {
-                self.up(&mut actions);
+                self.up(&mut actions, now);
             }
             (SessionState::Init | SessionState::Up, SessionState::Down) if self.state == SessionState::Up => {
                 actions.extend(self.go_down(Diagnostic::NeighborDown));
@@ -215,14 +235,16 @@ impl BfdSession {
         actions
     }
 
-    fn up(&mut self, actions: &mut Vec<BfdAction>) {
+    fn up(&mut self, actions: &mut Vec<BfdAction>, now: Instant) {
         self.state = SessionState::Up;
         self.diagnostic = Diagnostic::None;
         actions.push(BfdAction::Up);
         if self.desired_tx != self.config.desired_min_tx {
-            // Out of slow start: the interval changes, so a Poll Sequence announces it.
+            // Out of slow start: the interval changes, so a Poll Sequence announces it, as soon as the
+            // faster interval allows (a slower one would wait for the Poll's Final, RFC 5880 6.8.3).
             self.desired_tx = self.config.desired_min_tx;
             self.polling = true;
+            self.reschedule(now);
         }
     }
 

@@ -79,6 +79,29 @@ fn auto_assign_false_is_not_picked_automatically() {
     check(vec![pool("m", &["203.0.113.0/29"]).manual().build()], &[(svc("ns", "a").build(), "error:no_pool")]);
 }
 
+/// A single-stack Service switched to PreferDualStack keeps its address and gains the other family from the
+/// same pool (as `kubectl patch` of ipFamilyPolicy does); back to single-stack, it keeps the first.
+#[test]
+fn a_service_becoming_dual_stack_keeps_its_address_and_gains_the_other_family() {
+    let dual = pool("d", &["198.51.100.0/31", "2001:db8::/127"]).build();
+    check(
+        vec![dual],
+        &[
+            (svc("ns", "a").build(), "198.51.100.0"),
+            (
+                svc("ns", "a").families(FamilyPolicy::PreferDual([Family::V4, Family::V6])).build(),
+                "198.51.100.0,2001:db8::",
+            ),
+            (svc("ns", "b").families(FamilyPolicy::Single(Family::V6)).build(), "2001:db8::1"),
+            (svc("ns", "c").families(FamilyPolicy::Single(Family::V6)).build(), "error:pool_exhausted"),
+            (
+                svc("ns", "b").families(FamilyPolicy::PreferDual([Family::V6, Family::V4])).build(),
+                "2001:db8::1,198.51.100.1",
+            ),
+        ],
+    );
+}
+
 #[test]
 fn dual_stack() {
     let dual = pool("d", &["198.51.100.0/31", "2001:db8::/127"]).build();

@@ -34,6 +34,10 @@ const PEER_FIELDS: [&str; 12] = [
     "bfdProfile",
 ];
 
+/// MetalLB's BFD timers when a profile leaves them unset.
+const METALLB_BFD_INTERVAL_MS: u32 = 300;
+const METALLB_BFD_MULTIPLIER: u8 = 3;
+
 const BFD_FIELDS: [&str; 7] = [
     "receiveInterval",
     "transmitInterval",
@@ -139,12 +143,27 @@ pub(super) fn convert_bfd_profile(document: &Value) -> Result<Converted, Reason>
     if !unknown.is_empty() {
         return Err(Reason::UnknownFields(unknown));
     }
-    let spec: BFDProfileSpec =
+    let mut spec: BFDProfileSpec =
         serde_yaml::from_value(Value::Mapping(spec)).map_err(|e| Reason::InvalidSpec(e.to_string()))?;
     if spec.echo_mode == Some(true) {
         return Err(Reason::BfdEcho);
     }
-    Ok(Converted { object: Object::BfdProfile(BFDProfile { metadata, spec }), notes: Vec::new() })
+    // ferrolb's defaults are faster than MetalLB's; a timer MetalLB left at its default keeps that value.
+    let mut notes = Vec::new();
+    for (field, value, default) in [
+        ("receiveInterval", &mut spec.receive_interval, METALLB_BFD_INTERVAL_MS),
+        ("transmitInterval", &mut spec.transmit_interval, METALLB_BFD_INTERVAL_MS),
+    ] {
+        if value.is_none() {
+            *value = Some(default);
+            notes.push(format!("{field} written as MetalLB's default, {default} ms"));
+        }
+    }
+    if spec.detect_multiplier.is_none() {
+        spec.detect_multiplier = Some(METALLB_BFD_MULTIPLIER);
+        notes.push(format!("detectMultiplier written as MetalLB's default, {METALLB_BFD_MULTIPLIER}"));
+    }
+    Ok(Converted { object: Object::BfdProfile(BFDProfile { metadata, spec }), notes })
 }
 
 pub(super) fn convert_advertisement(document: &Value, aliases: &BTreeMap<String, String>) -> Result<Converted, Reason> {

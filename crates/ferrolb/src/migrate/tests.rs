@@ -466,6 +466,18 @@ fn sample_file_converts() {
     );
     assert_eq!(pools(&conversion)[0].spec.addresses[1], "198.51.100.100-198.51.100.120");
     assert_ferrolb_accepts(&conversion);
+    // The sample's profile sets both intervals; its unset multiplier keeps MetalLB's meaning, not ferrolb's
+    // faster default.
+    let fast = conversion.objects.iter().find_map(|c| match &c.object {
+        Object::BfdProfile(b) => Some((b, &c.notes)),
+        _ => None,
+    });
+    let (fast, notes) = fast.expect("the BFDProfile converts");
+    assert_eq!(
+        (fast.spec.transmit_interval, fast.spec.receive_interval, fast.spec.detect_multiplier),
+        (Some(100), Some(100), Some(3))
+    );
+    assert_eq!(notes, &["detectMultiplier written as MetalLB's default, 3"]);
 }
 
 #[test]

@@ -155,3 +155,36 @@ fn packets_round_trip_and_bad_ones_are_dropped() {
     assert!(Packet::decode(&up_without_your.encode()).is_err(), "Up with your-discriminator 0");
     assert!(Packet::decode(&p.encode()[..20]).is_err());
 }
+
+/// FRR in slow start asks for at most one packet a second, then lowers its RequiredMinRxInterval with a
+/// Poll once Up; from then on it times this side out by the fast interval, so the next packet must not wait
+/// out the slow one (seen as a flap 0.9 s after every session came up).
+#[test]
+fn a_peer_lowering_its_receive_interval_brings_the_next_packet_forward() {
+    let start = Instant::now();
+    let mut session = BfdSession::new(FAST, 7);
+    session.start(start);
+    let peer = |state, required_min_rx: u64, poll| Packet {
+        diagnostic: Diagnostic::None,
+        state,
+        poll,
+        final_: false,
+        detect_mult: 5,
+        my_discriminator: 99,
+        your_discriminator: 7,
+        desired_min_tx: Duration::from_millis(1000),
+        required_min_rx: Duration::from_millis(required_min_rx),
+        required_min_echo_rx: Duration::ZERO,
+    };
+    session.receive(&peer(SessionState::Init, 1000, false), start);
+    assert_eq!(session.state(), SessionState::Up);
+    // The periodic packet goes out now (the Poll of the faster interval); the next is a second away, as the
+    // peer still asks.
+    let sent = session.on_timer(start, 0);
+    assert!(matches!(sent.as_slice(), [BfdAction::Send(p)] if p.poll && p.desired_min_tx == FAST.desired_min_tx));
+    assert_eq!(session.next_deadline(), Some(start + Duration::from_millis(1000)));
+    // The peer speeds up: the next packet is due by this side's own 100 ms.
+    let later = start + Duration::from_millis(20);
+    session.receive(&peer(SessionState::Up, 10, true), later);
+    assert_eq!(session.next_deadline(), Some(start + Duration::from_millis(100)));
+}

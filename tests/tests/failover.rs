@@ -246,6 +246,6 @@ async fn eligibility_follows_local_endpoints_labels_and_advertisements() -> anyh
 
     // Removing the L2Advertisement withdraws the IP.
     lab.kubectl(&["delete", "l2advertisement", "everywhere"])?;
-    withdrawn_with_event(&lab, "no L2Advertisement covers pool demo").await?;
+    withdrawn_with_event(&lab, "no L2Advertisement or BGPAdvertisement covers pool demo").await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::records::ServiceRef;
 pub enum Reason {
     /// This node started announcing an IP of the Service.
     Announcing,
-    /// No L2Advertisement covers the IP's pool.
+    /// No L2Advertisement or BGPAdvertisement covers the IP's pool.
     NoL2Advertisement,
     /// No live node may announce the IP.
     NoEligibleNode,

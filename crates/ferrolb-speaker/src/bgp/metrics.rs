@@ -41,6 +41,8 @@ pub struct BgpMetrics {
     pub prefixes: Family<PeerLabels, Gauge>,
     /// NOTIFICATIONs sent and received, by code.
     pub notifications: Family<NotificationLabels, Counter>,
+    /// BFD sessions that went from Up to Down, per peer (each one ended its BGP session).
+    pub bfd_downs: Family<PeerLabels, Counter>,
 }
 
 impl BgpMetrics {
@@ -58,6 +60,11 @@ impl BgpMetrics {
             "bgp_notifications",
             "BGP NOTIFICATION messages sent and received, by error code",
             metrics.notifications.clone(),
+        );
+        registry.register(
+            "bgp_bfd_downs",
+            "BFD sessions guarding a BGP session that went from Up to Down, per peer",
+            metrics.bfd_downs.clone(),
         );
         metrics
     }

@@ -307,6 +307,7 @@ impl PeerTask {
                             // 4.1); a BFD session that never came up leaves BGP alone.
                             if now.downs > bfd_downs {
                                 bfd_downs = now.downs;
+                                self.metrics.bfd_downs.get_or_create(&labels).inc();
                                 warn!(peer = %self.name, diagnostic = now.diagnostic.as_str(), "BFD says the path to the peer is down");
                                 actions = session.handle(Event::BfdDown(now.diagnostic.as_str()), Instant::now().into_std());
                             }

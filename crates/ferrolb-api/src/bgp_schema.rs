@@ -256,7 +256,7 @@ pub fn local_pref(_: &mut SchemaGenerator) -> Schema {
 /// `receiveInterval` and `transmitInterval` of a BFDProfile, in milliseconds.
 pub fn bfd_interval(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "Milliseconds, 10-60000 (default 300).",
+        "description": "Milliseconds, 10-60000 (default 50).",
         "type": "integer",
         "minimum": 10,
         "maximum": 60000,
@@ -266,7 +266,7 @@ pub fn bfd_interval(_: &mut SchemaGenerator) -> Schema {
 /// `detectMultiplier` of a BFDProfile.
 pub fn bfd_multiplier(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "Missed packets that mean the path is down, 2-255 (default 3).",
+        "description": "Missed packets that mean the path is down, 2-255 (default 5).",
         "type": "integer",
         "minimum": 2,
         "maximum": 255,

@@ -97,6 +97,12 @@ impl Lab {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// A vtysh command on the router of a `--bgp` lab (FRR), its output read as JSON.
+    pub fn vtysh_json(&self, command: &str) -> anyhow::Result<serde_json::Value> {
+        let out = self.lab(&["vtysh", "-c", command])?;
+        serde_json::from_str(&out).with_context(|| format!("vtysh -c '{command}' printed: {out}"))
+    }
+
     /// Runs a command in a lab member (`client`, `node-1`, a pod name).
     pub fn exec(&self, member: &str, command: &[&str]) -> anyhow::Result<String> {
         let mut args = vec!["exec", member, "--"];

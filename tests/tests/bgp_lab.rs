@@ -95,12 +95,6 @@ fn node_of(address: &str) -> Option<&'static str> {
     NODES.into_iter().find(|n| node_address(n, false) == address || node_address(n, true) == address)
 }
 
-/// A vtysh command on the router, as JSON.
-fn vtysh(lab: &Lab, command: &str) -> anyhow::Result<Value> {
-    let out = lab.lab(&["vtysh", "-c", command])?;
-    serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{command}: {e}: {out}"))
-}
-
 /// The nodes the router's kernel routes `ip` through (empty: no route).
 fn next_hops(lab: &Lab, ip: &str) -> anyhow::Result<BTreeSet<String>> {
     let family = if ip.contains(':') { "-6" } else { "-4" };
@@ -155,7 +149,7 @@ async fn answers(lab: &Lab, ip: &str) -> anyhow::Result<()> {
 }
 
 fn established_count(lab: &Lab) -> anyhow::Result<Vec<(String, u64)>> {
-    let neighbors = vtysh(lab, "show bgp neighbors json")?;
+    let neighbors = lab.vtysh_json("show bgp neighbors json")?;
     Ok(NODES
         .iter()
         .map(|n| {
@@ -185,7 +179,7 @@ async fn every_node_peers_with_the_router_with_bfd_up(lab: &Lab) -> anyhow::Resu
     let table = lab.kubectl(&["get", "bgpsessions", "-A"])?;
     assert!(table.contains("BFD") && table.contains("Established"), "{table}");
     wait_for("the router's BFD peers Up for every node", SOON, || async {
-        let peers = vtysh(lab, "show bfd peers json")?;
+        let peers = lab.vtysh_json("show bfd peers json")?;
         let up: BTreeSet<&str> = peers
             .as_array()
             .into_iter()
@@ -197,7 +191,7 @@ async fn every_node_peers_with_the_router_with_bfd_up(lab: &Lab) -> anyhow::Resu
         Ok((up.len() == NODES.len()).then_some(()))
     })
     .await?;
-    let summary = vtysh(lab, "show bgp ipv4 unicast summary json")?;
+    let summary = lab.vtysh_json("show bgp ipv4 unicast summary json")?;
     for node in NODES {
         let state = &summary["peers"][node_address(node, false)]["state"];
         assert_eq!(state, "Established", "the router's view of {node}: {summary}");
@@ -249,7 +243,7 @@ async fn a_service_ip_has_one_next_hop_per_node_and_flows_use_each(lab: &Lab) ->
 /// sent, and the session's status says so.
 async fn communities_reach_the_router_and_local_pref_for_ebgp_is_refused(lab: &Lab) -> anyhow::Result<()> {
     let ip = external_ip(lab, "web").await?;
-    let route = vtysh(lab, &format!("show bgp ipv4 unicast {ip}/32 json"))?;
+    let route = lab.vtysh_json(&format!("show bgp ipv4 unicast {ip}/32 json"))?;
     let text = route.to_string();
     for expected in ["65000:100", "64512:1:2", "noExport"] {
         assert!(text.contains(expected), "{expected} missing from the router's view: {text}");
@@ -290,7 +284,7 @@ async fn ipv6_reaches_the_router_over_an_ipv4_session_and_an_ipv6_one(lab: &Lab)
          spec: {myASN: 64512, peerASN: 64513, peerAddress: \"2001:db8:100::fe\"}\n",
     )?;
     wait_for("the router to learn the /128 over every IPv6 session", SOON, || async {
-        let route = vtysh(lab, &format!("show bgp ipv6 unicast {v6}/128 json"))?;
+        let route = lab.vtysh_json(&format!("show bgp ipv6 unicast {v6}/128 json"))?;
         let from: BTreeSet<&str> = route["paths"]
             .as_array()
             .into_iter()

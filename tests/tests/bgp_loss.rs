@@ -90,8 +90,8 @@ struct RouterBfd {
 
 /// The router's BFD peers, by node address.
 fn router_bfd(lab: &Lab) -> anyhow::Result<BTreeMap<String, RouterBfd>> {
-    let peers = vtysh(lab, "show bfd peers json")?;
-    let counters = vtysh(lab, "show bfd peers counters json")?;
+    let peers = lab.vtysh_json("show bfd peers json")?;
+    let counters = lab.vtysh_json("show bfd peers counters json")?;
     let mut out = BTreeMap::new();
     for peer in peers.as_array().into_iter().flatten() {
         let Some(address) = peer["peer"].as_str() else { continue };
@@ -105,11 +105,6 @@ fn router_bfd(lab: &Lab) -> anyhow::Result<BTreeMap<String, RouterBfd>> {
         out.insert(address.to_owned(), RouterBfd { up: peer["status"] == "up", session_downs });
     }
     Ok(out)
-}
-
-fn vtysh(lab: &Lab, command: &str) -> anyhow::Result<Value> {
-    let out = lab.lab(&["vtysh", "-c", command])?;
-    serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{command}: {e}: {out}"))
 }
 
 /// The router's nftables counters: packets seen and dropped on its LAN interface, both directions.
@@ -149,7 +144,7 @@ impl Snapshot {
             let downs = lab.speaker_metric(node, "ferrolb_speaker_bgp_bfd_downs_total{peer=\"router\"}")? as u64;
             speakers.insert(node.to_owned(), (text("state"), text("bfd"), text("establishedSince"), downs));
         }
-        let neighbors = vtysh(lab, "show bgp neighbors json")?;
+        let neighbors = lab.vtysh_json("show bgp neighbors json")?;
         let router_bgp = neighbors
             .as_object()
             .into_iter()

@@ -43,6 +43,7 @@ pub struct BFDProfileSpec {
     pub echo_mode: Option<bool>,
     /// Echo interval (only with echo mode, which is not implemented).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bgp_schema::bfd_echo_interval")]
     pub echo_interval: Option<u32>,
     /// Wait for the peer to send first.
     #[serde(default, skip_serializing_if = "Option::is_none")]

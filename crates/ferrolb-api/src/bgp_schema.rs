@@ -263,6 +263,16 @@ pub fn bfd_interval(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// `echoInterval` of a BFDProfile: accepted as MetalLB writes it, though echo mode is not implemented.
+pub fn bfd_echo_interval(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Milliseconds, 10-60000; only with echo mode, which ferrolb does not implement.",
+        "type": "integer",
+        "minimum": 10,
+        "maximum": 60000,
+    })
+}
+
 /// `detectMultiplier` of a BFDProfile.
 pub fn bfd_multiplier(_: &mut SchemaGenerator) -> Schema {
     json_schema!({

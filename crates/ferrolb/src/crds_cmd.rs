@@ -60,4 +60,18 @@ mod tests {
             assert!(on_disk == yaml, "crds/{name} is stale: run `cargo run -p ferrolb -- crds --dir crds`");
         }
     }
+
+    /// Every `format` in the schemas is one the API server knows; any other (schemars writes `uint32` for a
+    /// `u32`) makes `kubectl apply` of the CRDs print a warning to every user.
+    #[test]
+    fn schemas_use_only_formats_the_api_server_knows() {
+        const KNOWN: &[&str] = &["int32", "int64", "float", "double", "byte", "date", "date-time", "duration"];
+        for (name, yaml) in super::documents().unwrap() {
+            for line in yaml.lines() {
+                if let Some(format) = line.trim().strip_prefix("format: ") {
+                    assert!(KNOWN.contains(&format), "{name} has `format: {format}`; give the field a schema");
+                }
+            }
+        }
+    }
 }

@@ -110,8 +110,11 @@ bgp_start_router() {
 	chown frr:frr "$run"
 	for daemon in zebra bgpd bfdd; do
 		rm -f "$run/$daemon.vty"
+		# The daemons read their configuration as user frr, which may not enter the lab's directory (mktemp -d
+		# makes it 0700); they get a copy in their run directory ($DIR/router keeps the one to read).
+		install -o frr -g frr -m 0640 "$d/$daemon.conf" "$run/$daemon.conf"
 		spawn "$DIR/router-$daemon.pid" "$DIR/logs/router-$daemon.log" "$(ns router)" \
-			"/usr/lib/frr/$daemon" -N "$space" -f "$d/$daemon.conf" -i "$run/$daemon.pid" \
+			"/usr/lib/frr/$daemon" -N "$space" -f "$run/$daemon.conf" -i "$run/$daemon.pid" \
 			--log "file:$DIR/logs/router-$daemon.frr.log"
 		wait_until "the router's $daemon" 30 test -S "$run/$daemon.vty"
 	done

@@ -173,6 +173,28 @@ fn frr_installs_the_routes_keeps_the_session_through_changes_and_sees_the_shutdo
     assert!(reason.contains("Cease") || reason.contains("Administrative"), "{n}");
 }
 
+/// An internal peer (the node in the router's own AS) gets the advertisement's LOCAL_PREF with its
+/// communities; the router's BGP table shows both.
+#[test]
+fn an_internal_frr_peer_gets_the_local_pref() {
+    require_root("the BGP peer tests");
+    let router_ns = Netns::new("ibgp");
+    let node = node_and(&router_ns);
+    let router = frr(router_ns, 64513);
+    let mut internal = settings(ROUTER_V4, 64513);
+    internal.session.my_asn = 64513;
+    let attributes = RouteAttributes { local_pref: Some(250), ..tagged() };
+    node.announce(order("tor", internal, &["192.0.2.230/32"], &attributes));
+    node.wait_state("tor", State::Established);
+    let route = wait_for("the route in FRR's BGP table", || {
+        let route = router.vtysh("show bgp ipv4 unicast 192.0.2.230/32 json");
+        route["paths"].as_array().is_some_and(|p| !p.is_empty()).then_some(route)
+    });
+    let path = &route["paths"][0];
+    assert_eq!(path["locPrf"].as_u64(), Some(250), "LOCAL_PREF in FRR's view: {route}");
+    assert!(route.to_string().contains("65000:100"), "the communities came too: {route}");
+}
+
 #[test]
 fn a_wrong_asn_or_a_silent_peer_gives_a_status_that_says_so() {
     require_root("the BGP peer tests");

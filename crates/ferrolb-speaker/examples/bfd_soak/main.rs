@@ -39,7 +39,7 @@ use ferrolb_bgp::bfd::SessionState;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::pair::{Pair, Profile};
+use crate::pair::{Pair, Profile, poll};
 use crate::report::{Detection, Soak};
 
 /// Set by SIGINT or SIGTERM: the soak ends early, the detection runs stop, and everything is cleaned up.
@@ -261,16 +261,7 @@ fn detect(pair: &mut Pair, runs: usize, seed: u64) -> Detection {
         // The router goes silent: ferrolb's side must notice.
         let from = pair.node_changes(0).1;
         let cut = pair.cut_router();
-        let deadline = Instant::now() + timeout;
-        let down = loop {
-            if let Some(c) = pair.node_changes(from).0.into_iter().find(|c| !c.up) {
-                break Some(c);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let down = poll(timeout, Duration::from_millis(5), || pair.node_changes(from).0.into_iter().find(|c| !c.up));
         pair.restore();
         match down {
             Some(c) if c.reason == "detection-time-expired" => result.node.push(ms_since(cut, c.at)),
@@ -283,16 +274,7 @@ fn detect(pair: &mut Pair, runs: usize, seed: u64) -> Detection {
         // The node goes silent: FRR's side must notice.
         pair.frr_changes();
         let cut = pair.cut_node();
-        let deadline = Instant::now() + timeout;
-        let down = loop {
-            if let Some(c) = pair.frr_changes().into_iter().find(|c| c.flap) {
-                break Some(c);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let down = poll(timeout, Duration::from_millis(10), || pair.frr_changes().into_iter().find(|c| c.flap));
         pair.restore();
         match down {
             Some(c) if c.reason == "control-expired" => result.frr.push(ms_since(cut, c.at)),

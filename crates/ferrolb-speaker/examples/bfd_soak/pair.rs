@@ -220,14 +220,7 @@ bfd
 
     /// Waits until both sides are Up; false after `timeout`.
     pub fn wait_both_up(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.both_up() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        poll(timeout, Duration::from_millis(50), || self.both_up().then_some(())).is_some()
     }
 
     /// Starts losing `percent`% of the BFD packets in each direction, at random (in the router).
@@ -418,4 +411,18 @@ fn cpu_time(path: &str) -> Duration {
     let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok())).sum();
     // USER_HZ is 100 on Linux.
     Duration::from_millis(ticks * 10)
+}
+
+/// Calls `probe` every `every` until it gives a value, or `None` once `timeout` has passed.
+pub fn poll<T>(timeout: Duration, every: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
 }

@@ -160,9 +160,9 @@ route-map tagged permit 10
     router
 }
 
-/// FRR's bfdd peering with the node: transmit and receive every `interval_ms`, multiplier `mult`.
-pub fn frr_bfd(netns: Netns, interval_ms: u32, mult: u8) -> Router {
-    let conf = format!(
+/// bfdd's configuration: one peer, the node, transmit and receive every `interval_ms`, multiplier `mult`.
+fn bfdd_conf(interval_ms: u32, mult: u8) -> String {
+    format!(
         "bfd
  peer {NODE_V4} local-address {ROUTER_V4}
   receive-interval {interval_ms}
@@ -171,8 +171,12 @@ pub fn frr_bfd(netns: Netns, interval_ms: u32, mult: u8) -> Router {
  !
 !
 "
-    );
-    start_frr(netns, &[("bfdd", conf)])
+    )
+}
+
+/// FRR's bfdd peering with the node: transmit and receive every `interval_ms`, multiplier `mult`.
+pub fn frr_bfd(netns: Netns, interval_ms: u32, mult: u8) -> Router {
+    start_frr(netns, &[("bfdd", bfdd_conf(interval_ms, mult))])
 }
 
 /// FRR with bgpd guarded by bfdd: AS 64513 peering with the node in AS 64512 with a long hold time (30 s
@@ -194,17 +198,7 @@ router bgp 64513
  exit-address-family
 "
     );
-    let bfdd = format!(
-        "bfd
- peer {NODE_V4} local-address {ROUTER_V4}
-  receive-interval {interval_ms}
-  transmit-interval {interval_ms}
-  detect-multiplier {mult}
- !
-!
-"
-    );
-    start_frr(netns, &[("bfdd", bfdd), ("bgpd", bgpd)])
+    start_frr(netns, &[("bfdd", bfdd_conf(interval_ms, mult)), ("bgpd", bgpd)])
 }
 
 impl Router {

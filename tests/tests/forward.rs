@@ -4,8 +4,9 @@
 //! UDP on IPv4 and IPv6; that a Cluster Service reaches the same pods as its NodePort; that Local keeps the
 //! client's address (kernel path); that two Services sharing an IP each get their own ports; that a port that
 //! is not a Service's is refused even when a host process listens on it; that kube-proxy leaves the IPs alone
-//! (`ipMode: Proxy`); that a UDP flow that never pauses moves off a removed endpoint (kernel path); that a
-//! dead owner's IP forwards from the next node; and that a speaker stopped cleanly leaves no rule behind.
+//! (`ipMode: Proxy`); that a UDP flow that never pauses moves off a removed endpoint; that a dead owner's IP
+//! forwards from the next node, which skips the dead node's still-"ready" pod, and uses it again once the
+//! node is back; and that a speaker stopped cleanly leaves no rule behind.
 //! (Throughput is measured by `hack/bench/dataplane`, not here.)
 
 use std::collections::BTreeSet;
@@ -292,9 +293,25 @@ while time.time() < end and not os.path.exists('LOG.stop'):
     result
 }
 
-/// Kills `ip`'s owner and waits until new connections succeed through another node; returns the new owner.
+/// Kills `ip`'s owner, which hosts one of web's endpoints, and waits until new connections succeed through
+/// another node; returns the new owner. Kubernetes keeps the dead node's pod as a ready endpoint for tens of
+/// seconds, so once the new owner answers, every new connection must still succeed: the owner skips endpoints
+/// on nodes that left the membership. When the node is back, its pod is used again.
 async fn dead_owner_forwards_from_the_next_node(lab: &Lab, ip: &str) -> anyhow::Result<String> {
     let owner = wait_for("the owner", SOON, || async { lab.recorded_owner(ip) }).await?;
+    let on_owner = match owner.as_str() {
+        "node-1" => "web-1".to_owned(),
+        "node-2" => "web-2".to_owned(),
+        other => {
+            lab.lab(&["pod", "add", "web-3", "--node", other, "--labels", "app=web"])?;
+            "web-3".to_owned()
+        }
+    };
+    let reaches = |pod: String| async move {
+        let reached = pods_reached(lab, ip, 80);
+        Ok(reached.contains(&pod).then_some(()))
+    };
+    wait_for("new connections reaching the owner's pod", SOON, || reaches(on_owner.clone())).await?;
     lab.lab(&["kill-node", &owner])?;
     let next =
         wait_for("another node announcing", SOON, || async { Ok(lab.recorded_owner(ip)?.filter(|n| *n != owner)) })
@@ -305,7 +322,14 @@ async fn dead_owner_forwards_from_the_next_node(lab: &Lab, ip: &str) -> anyhow::
     })
     .await?;
     wait_for("HTTP through the new owner", SOON, || async { Ok(get(lab, ip, 80)) }).await?;
+    let failed = (0..20).filter(|_| get(lab, ip, 80).is_none()).count();
+    let ready = jsonpath(lab, "endpointslices", "{.items[*].endpoints[*].conditions.ready}")?;
+    assert_eq!(failed, 0, "new connections failed after the failover (the dead node's pod was used; ready: {ready})");
     lab.lab(&["revive-node", &owner])?;
+    wait_for("the revived node's pod reached again", Duration::from_secs(90), || reaches(on_owner.clone())).await?;
+    if on_owner == "web-3" {
+        lab.lab(&["pod", "del", "web-3"])?;
+    }
     Ok(next)
 }
 
@@ -363,6 +387,8 @@ async fn userspace_path_forwards_only_the_services_ports_and_hands_over() -> any
     let rules = lab.exec(&owner, &["ip", "-4", "rule", "show"])?;
     assert!(rules.contains(&format!("to {ip} ipproto tcp dport 80 lookup 4210")), "{rules}");
     assert!(!lab.exec(&owner, &["nft", "list", "tables"])?.contains("ferrolb"));
+    // The relay dials the endpoints itself, so a flow to a removed one is closed and moves.
+    udp_flow_moves_off_a_removed_endpoint(&lab, &ip).await?;
     let next = dead_owner_forwards_from_the_next_node(&lab, &ip).await?;
     clean_stop_leaves_nothing(&lab, &next)?;
     wait_for("HTTP after the clean stop", SOON, || async { Ok(get(&lab, &ip, 80)) }).await?;

@@ -154,7 +154,6 @@ mod tests {
         Forward {
             frontend: Frontend { ip: "198.51.100.192".parse().expect("ip"), protocol, port },
             service: "default/web".into(),
-            node_port: None,
             local: false,
             endpoints: endpoints.iter().map(|e| e.parse::<SocketAddr>().expect("endpoint")).collect(),
             proxy_protocol: false,

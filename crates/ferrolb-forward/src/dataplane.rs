@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -207,20 +207,11 @@ impl std::fmt::Debug for Dataplane {
     }
 }
 
-/// The relays for `forwards`: backends are `node_addresses` (same family first) at each NodePort.
-pub fn relays(forwards: &[&Forward], node_addresses: &[IpAddr]) -> Vec<Relay> {
+/// The relays for `forwards`: each to its endpoints, as the kernel path would DNAT.
+pub fn relays(forwards: &[&Forward]) -> Vec<Relay> {
     forwards
         .iter()
-        .filter_map(|f| {
-            let node =
-                node_addresses.iter().find(|a| a.is_ipv4() == f.frontend.ip.is_ipv4()).or(node_addresses.first())?;
-            let port = f.node_port?;
-            Some(Relay {
-                frontend: f.frontend,
-                backend: SocketAddr::new(*node, port),
-                proxy_protocol: f.proxy_protocol,
-            })
-        })
+        .map(|f| Relay { frontend: f.frontend, backends: f.endpoints.clone(), proxy_protocol: f.proxy_protocol })
         .collect()
 }
 
@@ -271,27 +262,16 @@ impl Dataplane {
         self.nft.is_some()
     }
 
-    /// Makes the data path forward exactly `forwards`; `owned` lists every IP this node answers for, and
-    /// `node_addresses` are this node's own addresses (where the relay finds the NodePorts).
-    pub async fn set(
-        &mut self,
-        owned: &BTreeSet<IpAddr>,
-        forwards: &[Forward],
-        node_addresses: &[IpAddr],
-    ) -> Result<(), Error> {
-        let result = self.update(owned, forwards, node_addresses).await;
+    /// Makes the data path forward exactly `forwards`; `owned` lists every IP this node answers for.
+    pub async fn set(&mut self, owned: &BTreeSet<IpAddr>, forwards: &[Forward]) -> Result<(), Error> {
+        let result = self.update(owned, forwards).await;
         if result.is_err() {
             self.metrics.forward_errors.inc();
         }
         result
     }
 
-    async fn update(
-        &mut self,
-        owned: &BTreeSet<IpAddr>,
-        forwards: &[Forward],
-        node_addresses: &[IpAddr],
-    ) -> Result<(), Error> {
+    async fn update(&mut self, owned: &BTreeSet<IpAddr>, forwards: &[Forward]) -> Result<(), Error> {
         let (relayed, in_kernel): (Vec<&Forward>, Vec<&Forward>) =
             forwards.iter().partition(|f| self.nft.is_none() || f.proxy_protocol);
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
@@ -322,14 +302,7 @@ impl Dataplane {
         // them, and only the IPs of refused PROXY-protocol ports need a rule.
         let refused_ips: BTreeSet<IpAddr> =
             if self.nft.is_none() { owned.clone() } else { refused.iter().map(|f| f.frontend.ip).collect() };
-        let wanted = relays(&relayed, node_addresses);
-        if wanted.len() < relayed.len() {
-            warn!(
-                without_node_port = relayed.len() - wanted.len(),
-                "some ports cannot be relayed: their Service has no NodePort (allocateLoadBalancerNodePorts: false)"
-            );
-        }
-        self.relay.set(wanted, refused_ips).await
+        self.relay.set(relays(&relayed), refused_ips).await
     }
 
     /// Hands UDP flows whose endpoint is gone to the forgetter, so their next datagram is DNATed to a

@@ -6,6 +6,12 @@
 //! and when none is ready, the serving-but-terminating ones, so connections drain during a rollout. Both data
 //! paths consume the same plan, so they cannot disagree on what is reachable.
 //!
+//! One rule kube-proxy cannot have: endpoints on nodes that left the membership are skipped. A node that dies
+//! keeps its pods as ready endpoints until Kubernetes marks it NotReady (the node monitor's grace period, tens
+//! of seconds), and new connections sent there fail; the membership knows within its detection time. When
+//! every candidate is on such a node they are kept (ready before terminating): a speaker that is only
+//! restarting must not take its node's pods out of service.
+//!
 //! The inputs ([`Service`], [`Slice`]) are plain projections of the Kubernetes objects, made by the speaker
 //! at its watch edge; this crate never sees a Kubernetes type.
 
@@ -44,8 +50,6 @@ pub struct ServicePort {
     pub protocol: Option<Protocol>,
     /// The Service port.
     pub port: u16,
-    /// Its NodePort, if it has one.
-    pub node_port: Option<u16>,
 }
 
 /// The address family of a [`Slice`].
@@ -108,8 +112,6 @@ pub struct Forward {
     pub frontend: Frontend,
     /// The Service, as `namespace/name`.
     pub service: String,
-    /// The Service port's NodePort, if it has one (the userspace path needs it).
-    pub node_port: Option<u16>,
     /// `externalTrafficPolicy: Local`: only this node's endpoints, and the client address is kept.
     pub local: bool,
     /// The endpoints, sorted; empty when there is none (the traffic is refused).
@@ -126,38 +128,56 @@ pub struct Forward {
 
 /// The endpoints of `port` on `ip`'s family in `slices` (the Service's own), with the policy applied.
 fn endpoints_for(
-    me: &str,
+    nodes: &Nodes<'_>,
     ip: IpAddr,
     port: &ServicePort,
     protocol: Protocol,
     local: bool,
     slices: &[&Slice],
 ) -> Vec<SocketAddr> {
-    let mut ready = BTreeSet::new();
-    let mut draining = BTreeSet::new();
+    // Ready and draining endpoints, each split by whether their node left the membership.
+    let mut ready = (BTreeSet::new(), BTreeSet::new());
+    let mut draining = (BTreeSet::new(), BTreeSet::new());
     for slice in slices.iter().filter(|s| s.family == Family::of(ip)) {
         let Some(target) = slice.ports.iter().find(|p| p.name == port.name && p.protocol == Some(protocol)) else {
             continue;
         };
         for endpoint in &slice.endpoints {
-            if local && endpoint.node.as_deref() != Some(me) {
+            if local && endpoint.node.as_deref() != Some(nodes.me) {
                 continue;
             }
             let at = SocketAddr::new(endpoint.address, target.port);
-            if endpoint.ready {
-                ready.insert(at);
-            } else if endpoint.serving_while_terminating {
-                draining.insert(at);
-            }
+            let gone = endpoint.node.as_ref().is_some_and(|n| nodes.departed.contains(n));
+            let set = match (endpoint.ready, endpoint.serving_while_terminating) {
+                (true, _) => &mut ready,
+                (false, true) => &mut draining,
+                (false, false) => continue,
+            };
+            if gone {
+                set.1.insert(at)
+            } else {
+                set.0.insert(at)
+            };
         }
     }
-    let chosen = if ready.is_empty() { draining } else { ready };
-    chosen.into_iter().collect()
+    // A serving pod on a live node is a better bet than a "ready" one on a node that is likely dead.
+    let chosen = [ready.0, draining.0, ready.1, draining.1].into_iter().find(|set| !set.is_empty());
+    chosen.unwrap_or_default().into_iter().collect()
+}
+
+/// Which node this is, and which nodes' endpoints to avoid.
+#[derive(Debug, Clone, Copy)]
+pub struct Nodes<'a> {
+    /// This node's name (`externalTrafficPolicy: Local` keeps only its endpoints).
+    pub me: &'a str,
+    /// Nodes whose speaker left the membership and has not come back: their endpoints are used only when
+    /// there is no other.
+    pub departed: &'a BTreeSet<String>,
 }
 
 /// The forwards for the `owned` IPs. `services` are the Services ferrolb handles; a frontend claimed by two
 /// Services (the allocator prevents it) goes to the first by key.
-pub fn plan(me: &str, owned: &BTreeSet<IpAddr>, services: &[Service], slices: &[Slice]) -> Vec<Forward> {
+pub fn plan(nodes: &Nodes<'_>, owned: &BTreeSet<IpAddr>, services: &[Service], slices: &[Slice]) -> Vec<Forward> {
     let mut by_service: BTreeMap<&str, Vec<&Slice>> = BTreeMap::new();
     for slice in slices {
         by_service.entry(slice.service.as_str()).or_default().push(slice);
@@ -174,9 +194,8 @@ pub fn plan(me: &str, owned: &BTreeSet<IpAddr>, services: &[Service], slices: &[
                 forwards.entry(frontend).or_insert_with(|| Forward {
                     frontend,
                     service: svc.key.clone(),
-                    node_port: port.node_port,
                     local: svc.local,
-                    endpoints: endpoints_for(me, ip, port, protocol, svc.local, own_slices),
+                    endpoints: endpoints_for(nodes, ip, port, protocol, svc.local, own_slices),
                     proxy_protocol: svc.proxy_protocol,
                     source_ranges: svc
                         .source_ranges

@@ -111,11 +111,18 @@ impl Lab {
 
     /// A UDP echo server on the node at `address`.
     fn udp_echo(&self, address: SocketAddr) {
+        self.udp_tagged_echo(address, b"");
+    }
+
+    /// A UDP echo server on the node at `address`; each reply is prefixed with `tag`.
+    fn udp_tagged_echo(&self, address: SocketAddr, tag: &'static [u8]) {
         let socket = self.node_rt.run(async move { tokio::net::UdpSocket::bind(address).await.expect("bind echo") });
         self.node_rt.handle.spawn(async move {
             let mut buffer = vec![0u8; 64 * 1024];
             while let Ok((n, peer)) = socket.recv_from(&mut buffer).await {
-                let _ = socket.send_to(&buffer[..n], peer).await;
+                let mut reply = tag.to_vec();
+                reply.extend_from_slice(&buffer[..n]);
+                let _ = socket.send_to(&reply, peer).await;
             }
         });
     }
@@ -154,7 +161,12 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 }
 
 fn relay(protocol: Protocol, vip: &str, port: u16, backend: SocketAddr) -> Relay {
-    Relay { frontend: Frontend { ip: vip.parse().expect("vip"), protocol, port }, backend, proxy_protocol: false }
+    relay_to(protocol, vip, port, &[backend])
+}
+
+fn relay_to(protocol: Protocol, vip: &str, port: u16, backends: &[SocketAddr]) -> Relay {
+    let frontend = Frontend { ip: vip.parse().expect("vip"), protocol, port };
+    Relay { frontend, backends: backends.to_vec(), proxy_protocol: false }
 }
 
 /// Sends `message` and reads the echo (with the server's tag) back.
@@ -402,6 +414,52 @@ fn changing_other_frontends_leaves_established_connections_alone() {
     assert!(unreachable(&lab, addr(VIP_V4, 81)), "the removed frontend still answers");
     let mut fresh = lab.connect(addr(VIP_V4, 80)).expect("connect again");
     echo(&mut fresh, b"new", b"two:");
+}
+
+#[test]
+fn new_connections_take_the_endpoints_in_turn_and_none_is_refused() {
+    let lab = Lab::new(Limits::RECOMMENDED);
+    lab.tcp_echo(addr(NODE_V4, 30080), b"one:");
+    lab.tcp_echo(addr(NODE_V4, 30081), b"two:");
+    lab.set(vec![relay_to(Protocol::Tcp, VIP_V4, 80, &[addr(NODE_V4, 30080), addr(NODE_V4, 30081)])]);
+    for tag in [b"one:", b"two:", b"one:", b"two:"] {
+        let mut stream = lab.connect(addr(VIP_V4, 80)).expect("connect");
+        echo(&mut stream, b"hello", tag);
+    }
+
+    // No endpoint: the connection is accepted and reset at once, never left hanging.
+    lab.set(vec![relay_to(Protocol::Tcp, VIP_V4, 80, &[])]);
+    let mut stream = lab.connect(addr(VIP_V4, 80)).expect("connect");
+    let mut buffer = [0u8; 8];
+    let read = stream.write_all(b"hello").and_then(|()| stream.read(&mut buffer));
+    let closed = match &read {
+        Ok(n) => *n == 0,
+        Err(e) => matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+    };
+    assert!(closed, "a connection to a Service without endpoints was not closed at once: {read:?}");
+}
+
+#[test]
+fn a_udp_flow_whose_endpoint_left_moves_to_a_current_one() {
+    let lab = Lab::new(Limits::RECOMMENDED);
+    lab.udp_tagged_echo(addr(NODE_V4, 30053), b"one:");
+    lab.udp_tagged_echo(addr(NODE_V4, 30054), b"two:");
+    lab.set(vec![relay_to(Protocol::Udp, VIP_V4, 53, &[addr(NODE_V4, 30053), addr(NODE_V4, 30054)])]);
+    let vip = addr(VIP_V4, 53);
+    let client = lab.udp_client(&vip);
+    let mut buffer = [0u8; 16];
+    let mut ask = |message: &[u8]| {
+        client.send_to(message, vip).expect("send");
+        let n = client.recv(&mut buffer).expect("echo");
+        buffer[..n].to_vec()
+    };
+    assert_eq!(ask(b"a"), b"one:a", "the first flow goes to the first endpoint");
+    assert_eq!(ask(b"b"), b"one:b", "a flow stays on its endpoint");
+
+    // The first endpoint leaves (its pod died): the same client's next datagram reaches the other.
+    lab.set(vec![relay_to(Protocol::Udp, VIP_V4, 53, &[addr(NODE_V4, 30054)])]);
+    wait_for("the flow to move", || ask(b"c") == b"two:c");
+    assert_eq!(lab.stats().udp_flows_active, 1);
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct NodeInfo {
     pub network_unavailable: bool,
     /// Cordoned (`spec.unschedulable`), e.g. by `kubectl drain`.
     pub unschedulable: bool,
+    /// Its Ready condition is there and not True (Kubernetes believes its kubelet is gone).
+    pub not_ready: bool,
 }
 
 pub use ferrolb_ipam::LabelSelector as Selector;
@@ -208,6 +210,7 @@ mod tests {
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             network_unavailable: false,
             unschedulable: false,
+            not_ready: false,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod absent;
 pub mod announce;
 pub mod bgp;
 mod config;
+pub mod departed;
 pub mod desired;
 pub mod election;
 pub mod endpoints;

@@ -281,11 +281,13 @@ pub(crate) fn observed_endpoints(
 pub(crate) fn node_info(node: &Node) -> NodeInfo {
     let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
     let is_true = |kind: &str| conditions.into_iter().flatten().any(|c| c.type_ == kind && c.status == "True");
+    let is_not_true = |kind: &str| conditions.into_iter().flatten().any(|c| c.type_ == kind && c.status != "True");
     NodeInfo {
         name: node.name_any(),
         labels: node.labels().clone().into_iter().collect(),
         network_unavailable: is_true("NetworkUnavailable"),
         unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+        not_ready: is_not_true("Ready"),
     }
 }
 
@@ -439,7 +441,6 @@ pub(crate) fn forward_service(svc: &Service) -> Option<plan::Service> {
                     name: p.name.clone().unwrap_or_default(),
                     protocol: Protocol::from_kubernetes(p.protocol.as_deref()),
                     port: u16::try_from(p.port).ok()?,
-                    node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
                 })
             })
             .collect(),

@@ -13,6 +13,8 @@
 //!   by name), so each change gives one Event, not one per speaker.
 //! - Records: the owner writes an IP's `L2Announcement`, the janitor removes stale ones ([`crate::records`]);
 //!   every node keeps its own `BGPSession` records ([`crate::bgp::report`]).
+//! - Forward mode skips endpoints on nodes that left the membership ([`crate::departed`]): Kubernetes
+//!   keeps a dead node's pods ready for tens of seconds, the membership knows in a fraction of a second.
 //! - BGP: every eligible node advertises (no single owner, [`crate::bgp::placement`]); in forward mode it
 //!   forwards what it advertises, set up before the routes go out. A session's Events are sent on change
 //!   (down, failing for a new reason, up again); the janitor says which nodes advertise each IP when that
@@ -29,6 +31,7 @@ use crate::absent::AbsenceTracker;
 use crate::bgp::peer::PeerStatus;
 use crate::bgp::placement::{self as bgp_placement, BgpAdvertisement, BgpConfig, BgpOrder, NodeAddresses, Peer};
 use crate::bgp::report::{self as bgp_report, ExistingSession, SessionWrite};
+use crate::departed::Departures;
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
 use crate::endpoints::{EndpointTracker, Observed};
 use crate::events::{OutEvent, Reason, Regarding, bgp_advertisers_note, not_announced, takeover_note, why_moved};
@@ -63,7 +66,7 @@ pub struct Inputs<'a> {
     pub records: &'a [&'a L2Announcement],
     /// The interfaces this node may announce on, read for this pass.
     pub links: &'a [Link],
-    /// This node's addresses (the userspace relay dials its NodePorts there).
+    /// This node's addresses (BGP's next hops).
     pub own_addresses: &'a [IpAddr],
     /// Forward mode's inputs; `None` in kube-proxy mode.
     pub forwarding: Option<Forwarding<'a>>,
@@ -102,8 +105,6 @@ pub struct ForwardOrder {
     pub owned: BTreeSet<IpAddr>,
     /// The ports to forward.
     pub forwards: Vec<Forward>,
-    /// This node's addresses.
-    pub node_addresses: Vec<IpAddr>,
 }
 
 /// Everything one pass asks for, applied in field order.
@@ -141,6 +142,7 @@ pub struct State {
     membership_port: u16,
     endpoints: EndpointTracker,
     absence: AbsenceTracker,
+    departures: Departures,
     /// The placement of every IP after the last pass.
     placed: BTreeMap<IpAddr, Placement>,
     /// When this node took each IP it announces (RFC 3339).
@@ -169,6 +171,7 @@ impl State {
             membership_port,
             endpoints: EndpointTracker::default(),
             absence: AbsenceTracker::default(),
+            departures: Departures::default(),
             placed: BTreeMap::new(),
             since: BTreeMap::new(),
             peers,
@@ -263,10 +266,10 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
     let (forward_before, forward_after) = match inputs.forwarding {
         None => (None, None),
         Some(forwarding) => {
+            let nodes = forward_plan::Nodes { me: &me, departed: state.departures.observe(view, inputs.nodes) };
             let order = |ips: BTreeSet<IpAddr>| ForwardOrder {
-                forwards: forward_plan::plan(&me, &ips, forwarding.services, forwarding.slices),
+                forwards: forward_plan::plan(&nodes, &ips, forwarding.services, forwarding.slices),
                 owned: ips,
-                node_addresses: inputs.own_addresses.to_vec(),
             };
             let before = order(state.forwarded.union(&owned).copied().collect());
             for ip in state.owned.difference(&owned) {

@@ -281,7 +281,7 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
 }
 
 async fn forward(dp: &mut Dataplane, order: &ForwardOrder) -> bool {
-    match dp.set(&order.owned, &order.forwards, &order.node_addresses).await {
+    match dp.set(&order.owned, &order.forwards).await {
         Ok(()) => true,
         Err(e) => {
             warn!(error = %e, reason = e.label(), "could not update forwarding; retrying");

@@ -5,7 +5,6 @@ fn forward(ip: &str, protocol: Protocol, port: u16, local: bool, endpoints: &[&s
     Forward {
         frontend: Frontend { ip: ip.parse().unwrap(), protocol, port },
         service: "default/web".into(),
-        node_port: Some(30080),
         local,
         endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
         proxy_protocol: false,

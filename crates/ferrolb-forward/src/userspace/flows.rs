@@ -73,9 +73,10 @@ impl<K: Clone + Ord + Hash, V> FlowTable<K, V> {
         Some(flow.value)
     }
 
-    /// Removes every flow whose key matches `doomed` (a frontend going away).
-    pub fn remove_where(&mut self, mut doomed: impl FnMut(&K) -> bool) -> Vec<(K, V)> {
-        let keys: Vec<K> = self.flows.keys().filter(|key| doomed(key)).cloned().collect();
+    /// Removes every flow that matches `doomed` (a frontend going away, a backend removed).
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&K, &V) -> bool) -> Vec<(K, V)> {
+        let keys: Vec<K> =
+            self.flows.iter().filter(|(key, flow)| doomed(key, &flow.value)).map(|(key, _)| key.clone()).collect();
         keys.into_iter().filter_map(|key| self.remove(&key).map(|value| (key, value))).collect()
     }
 

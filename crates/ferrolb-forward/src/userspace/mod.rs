@@ -1,5 +1,6 @@
 //! The userspace data path of forward mode: relays TCP connections and UDP datagrams that arrive for an
-//! owned VIP's Service ports to the node's own NodePort, for nodes where the nftables path is unavailable.
+//! owned VIP's Service ports to the Service's endpoints (the plan's, the same the kernel path would DNAT to),
+//! taken in turn, for nodes where the nftables path is unavailable and for PROXY protocol ports.
 //!
 //! How packets for the VIP reach a socket although the VIP is on no interface (the speaker answers ARP/NDP
 //! for it, and the kernel must not): [`rules`] (per frontend a policy rule sends exactly that VIP, protocol
@@ -37,12 +38,12 @@ pub use self::stats::{Stats, StatsSnapshot};
 use crate::{Frontend, Protocol};
 
 /// One frontend to relay, and where to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relay {
     /// The VIP, protocol and port traffic arrives on.
     pub frontend: Frontend,
-    /// Where it goes: the node's own address and the Service's NodePort.
-    pub backend: SocketAddr,
+    /// Where it goes: the endpoints, each new connection or flow to the next (none: refused).
+    pub backends: Vec<SocketAddr>,
     /// Whether the backend gets a PROXY protocol v2 header with the client's address.
     pub proxy_protocol: bool,
 }
@@ -129,10 +130,17 @@ pub struct UserspaceForwarder {
 }
 
 /// Where new connections and flows of a frontend go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
-    backend: SocketAddr,
+    backends: Arc<[SocketAddr]>,
     proxy_protocol: bool,
+}
+
+impl Target {
+    /// The backend of the `n`th new connection or flow: the endpoints in turn; `None` when there is none.
+    fn backend(&self, n: usize) -> Option<SocketAddr> {
+        self.backends.get(n.checked_rem(self.backends.len())?).copied()
+    }
 }
 
 /// One relayed frontend.
@@ -183,7 +191,8 @@ impl UserspaceForwarder {
 
     /// Makes the set of relays exactly `wanted`: opens listeners and routing rules for new frontends and
     /// closes removed ones (with their connections and flows). Frontends that stay are not disturbed; a
-    /// changed backend or PROXY setting applies to their new connections and flows. Every VIP in `wanted`
+    /// changed PROXY setting applies to their new connections and flows, changed backends too (a UDP flow to
+    /// a backend that left is closed, so the client's next datagram goes to a current one). Every VIP in `wanted`
     /// is refused on its other ports, even if its frontends fail. Returns the frontends that are not
     /// relayed, with why. Idempotent; the first call also removes rules a previous run left behind.
     pub async fn set(&mut self, wanted: &[Relay]) -> Vec<(Frontend, Error)> {
@@ -196,7 +205,7 @@ impl UserspaceForwarder {
         let mut failed = Vec::new();
         let mut targets = BTreeMap::new();
         for relay in wanted {
-            let target = Target { backend: relay.backend, proxy_protocol: relay.proxy_protocol };
+            let target = Target { backends: relay.backends.as_slice().into(), proxy_protocol: relay.proxy_protocol };
             match targets.entry(relay.frontend) {
                 Entry::Occupied(_) => failed.push((relay.frontend, Error::Duplicate)),
                 Entry::Vacant(entry) => {
@@ -209,9 +218,9 @@ impl UserspaceForwarder {
         for (frontend, target) in &targets {
             match self.running.get(frontend) {
                 Some(running) => {
-                    running.target.send_if_modified(|current| std::mem::replace(current, *target) != *target);
+                    running.target.send_if_modified(|current| std::mem::replace(current, target.clone()) != *target);
                 }
-                None => match self.start(*frontend, *target) {
+                None => match self.start(*frontend, target.clone()) {
                     Ok(running) => {
                         self.running.insert(*frontend, running);
                     }
@@ -246,6 +255,7 @@ impl UserspaceForwarder {
     fn start(&mut self, frontend: Frontend, target: Target) -> Result<Running, Error> {
         let address = SocketAddr::new(frontend.ip, frontend.port);
         let listen_error = |e| Error::Listen { address, source: Arc::new(e) };
+        info!(%frontend, backends = ?target.backends, proxy_protocol = target.proxy_protocol, "relaying");
         let (sender, receiver) = watch::channel(target);
         let cancel = self.root.child_token();
         let task = match frontend.protocol {
@@ -270,7 +280,6 @@ impl UserspaceForwarder {
                 tokio::spawn(udp::serve(frontend, socket, receiver, shared, cancel.clone()))
             }
         };
-        info!(%frontend, backend = %target.backend, proxy_protocol = target.proxy_protocol, "relaying");
         Ok(Running { target: sender, cancel, task })
     }
 

@@ -1,4 +1,4 @@
-//! The TCP side of a frontend: accepts connections on the VIP, dials the backend (the node's NodePort),
+//! The TCP side of a frontend: accepts connections on the VIP, dials the next backend (an endpoint),
 //! optionally sends a PROXY protocol header, and relays with [`splice::relay`].
 
 use std::net::SocketAddr;
@@ -35,6 +35,7 @@ pub struct Shared {
 
 /// Accepts until `cancel` fires; connections stop with it too.
 pub async fn serve(listener: TcpListener, target: watch::Receiver<Target>, shared: Shared, cancel: CancellationToken) {
+    let mut accepted_so_far: usize = 0;
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -56,37 +57,47 @@ pub async fn serve(listener: TcpListener, target: watch::Receiver<Target>, share
             reset(client);
             continue;
         };
-        let target = *target.borrow();
+        let (backend, proxy_protocol) = {
+            let target = target.borrow();
+            (target.backend(accepted_so_far), target.proxy_protocol)
+        };
+        accepted_so_far = accepted_so_far.wrapping_add(1);
+        let Some(backend) = backend else {
+            debug!(%peer, "no endpoint to relay to");
+            shared.stats.relay_error();
+            reset(client);
+            continue;
+        };
         let shared = shared.clone();
         let cancel = cancel.child_token();
         tokio::spawn(async move {
             let _permit = permit;
             tokio::select! {
                 () = cancel.cancelled() => {}
-                () = connection(client, peer, target, &shared) => {}
+                () = connection(client, peer, backend, proxy_protocol, &shared) => {}
             }
         });
     }
 }
 
-async fn connection(client: TcpStream, peer: SocketAddr, target: Target, shared: &Shared) {
+async fn connection(client: TcpStream, peer: SocketAddr, to: SocketAddr, proxy_protocol: bool, shared: &Shared) {
     let _active = shared.stats.tcp_opened();
-    let mut backend = match tokio::time::timeout(shared.connect_timeout, TcpStream::connect(target.backend)).await {
+    let mut backend = match tokio::time::timeout(shared.connect_timeout, TcpStream::connect(to)).await {
         Ok(Ok(backend)) => backend,
         Ok(Err(e)) => {
-            debug!(%peer, backend = %target.backend, error = %e, "cannot reach the backend");
+            debug!(%peer, backend = %to, error = %e, "cannot reach the backend");
             shared.stats.relay_error();
             reset(client);
             return;
         }
         Err(_) => {
-            debug!(%peer, backend = %target.backend, "connecting to the backend timed out");
+            debug!(%peer, backend = %to, "connecting to the backend timed out");
             shared.stats.relay_error();
             reset(client);
             return;
         }
     };
-    if let Err(e) = start(&client, peer, &mut backend, target, shared.keepalive).await {
+    if let Err(e) = start(&client, peer, &mut backend, proxy_protocol, shared.keepalive).await {
         debug!(%peer, error = %e, "preparing the relay failed");
         shared.stats.relay_error();
         reset(client);
@@ -106,7 +117,7 @@ async fn start(
     client: &TcpStream,
     peer: SocketAddr,
     backend: &mut TcpStream,
-    target: Target,
+    proxy_protocol: bool,
     keepalive: Duration,
 ) -> std::io::Result<()> {
     let interval = (keepalive / KEEPALIVE_PROBES).max(Duration::from_secs(1));
@@ -119,7 +130,7 @@ async fn start(
         // acknowledges would otherwise hold the connection for the ~15 minutes of retransmissions.
         socket.set_tcp_user_timeout(Some(keepalive + interval * KEEPALIVE_PROBES))?;
     }
-    if target.proxy_protocol {
+    if proxy_protocol {
         // The accepted socket's local address is the VIP and port the client connected to.
         let header = proxy_protocol::header(Protocol::Tcp, peer, client.local_addr()?);
         backend.write_all(&header).await?;

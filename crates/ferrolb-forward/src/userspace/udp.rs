@@ -1,8 +1,10 @@
-//! The UDP side of a frontend. Each client (source address and port) gets a flow: a socket connected to the
-//! backend (the node's NodePort), so the backend's replies can be told apart per client and sent back from
+//! The UDP side of a frontend. Each client (source address and port) gets a flow: a socket connected to one
+//! backend (the next endpoint), so the backend's replies can be told apart per client and sent back from
 //! the VIP through the frontend's transparent socket. Flows live in one [`FlowTable`] shared by every UDP
 //! frontend of the forwarder, so the flow cap bounds the whole relay; they close after `udp_idle` without
-//! traffic in either direction, and the least recently active one makes room when the table is full.
+//! traffic in either direction, and the least recently active one makes room when the table is full. A flow
+//! whose backend leaves the frontend's endpoints is closed, so the client's next datagram opens one to a
+//! current endpoint (a flow that never pauses would otherwise keep sending to a pod that is gone).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -38,6 +40,8 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct Flow {
     backend: Arc<UdpSocket>,
+    /// Where `backend` is connected.
+    to: SocketAddr,
     header: Option<Arc<[u8]>>,
     replies: JoinHandle<()>,
 }
@@ -63,11 +67,24 @@ impl Shared {
     pub fn remove_frontend(&self, frontend: Frontend) {
         let removed = {
             let mut table = self.table();
-            let removed = table.remove_where(|(key, _)| *key == frontend);
+            let removed = table.remove_where(|(key, _), _| *key == frontend);
             self.stats.udp_flows_now(table.len());
             removed
         };
         drop(removed);
+    }
+
+    /// Closes every flow of `frontend` whose backend is not one of `backends`.
+    fn remove_backends_not_in(&self, frontend: Frontend, backends: &[SocketAddr]) {
+        let removed = {
+            let mut table = self.table();
+            let removed = table.remove_where(|(key, _), flow| *key == frontend && !backends.contains(&flow.to));
+            self.stats.udp_flows_now(table.len());
+            removed
+        };
+        if !removed.is_empty() {
+            debug!(%frontend, closed = removed.len(), "closed UDP flows to backends that left");
+        }
     }
 
     /// Closes every flow idle long enough; returns when the next one is due.
@@ -87,17 +104,27 @@ impl Shared {
 pub async fn serve(
     frontend: Frontend,
     socket: UdpSocket,
-    target: watch::Receiver<Target>,
+    mut target: watch::Receiver<Target>,
     shared: Shared,
     cancel: CancellationToken,
 ) {
     let socket = Arc::new(socket);
+    let mut opened_so_far: usize = 0;
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut next_expiry = shared.expire(Instant::now());
     loop {
         let wake = next_expiry.map(tokio::time::Instant::from_std);
         let received = tokio::select! {
             () = cancel.cancelled() => break,
+            changed = target.changed() => {
+                // The sender lives as long as the frontend; without it there is nothing left to follow.
+                if changed.is_err() {
+                    break;
+                }
+                let backends = target.borrow_and_update().backends.clone();
+                shared.remove_backends_not_in(frontend, &backends);
+                continue;
+            }
             () = sleep_until(wake) => {
                 next_expiry = shared.expire(Instant::now());
                 continue;
@@ -107,7 +134,8 @@ pub async fn serve(
         match received {
             Ok((len, client)) => {
                 let datagram = buffer.get(..len).unwrap_or_default();
-                if let Err(e) = forward(frontend, &socket, client, datagram, &target, &shared).await {
+                let turn = Turn { target: &target, n: &mut opened_so_far };
+                if let Err(e) = forward(frontend, &socket, client, datagram, turn, &shared).await {
                     debug!(%frontend, %client, error = %e, "relaying a datagram failed");
                     shared.stats.relay_error();
                 }
@@ -129,13 +157,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Where a new flow goes: the frontend's target, and how many flows it opened so far (for the turn).
+struct Turn<'a> {
+    target: &'a watch::Receiver<Target>,
+    n: &'a mut usize,
+}
+
 /// Sends one client datagram to the backend through the client's flow, opening it if needed.
 async fn forward(
     frontend: Frontend,
     listener: &Arc<UdpSocket>,
     client: SocketAddr,
     datagram: &[u8],
-    target: &watch::Receiver<Target>,
+    turn: Turn<'_>,
     shared: &Shared,
 ) -> std::io::Result<()> {
     let key = (frontend, client);
@@ -143,8 +177,16 @@ async fn forward(
     let (backend, header) = match existing {
         Some(existing) => existing,
         None => {
-            let target = *target.borrow();
-            open(key, listener, target, shared).await?
+            let (to, proxy_protocol) = {
+                let target = turn.target.borrow();
+                (target.backend(*turn.n), target.proxy_protocol)
+            };
+            *turn.n = turn.n.wrapping_add(1);
+            let Some(to) = to else {
+                debug!(%frontend, %client, "no endpoint to relay to");
+                return Ok(());
+            };
+            open(key, listener, to, proxy_protocol, shared).await?
         }
     };
     match header {
@@ -163,23 +205,24 @@ async fn forward(
 async fn open(
     key: FlowKey,
     listener: &Arc<UdpSocket>,
-    target: Target,
+    to: SocketAddr,
+    proxy_protocol: bool,
     shared: &Shared,
 ) -> std::io::Result<(Arc<UdpSocket>, Option<Arc<[u8]>>)> {
     let (frontend, client) = key;
-    let unspecified = match target.backend {
+    let unspecified = match to {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     let backend = UdpSocket::bind(SocketAddr::new(unspecified, 0)).await?;
-    backend.connect(target.backend).await?;
+    backend.connect(to).await?;
     let backend = Arc::new(backend);
-    let header = target.proxy_protocol.then(|| {
+    let header = proxy_protocol.then(|| {
         let vip = SocketAddr::new(frontend.ip, frontend.port);
         Arc::from(proxy_protocol::header(Protocol::Udp, client, vip))
     });
     let replies = tokio::spawn(replies(key, backend.clone(), listener.clone(), shared.clone()));
-    let flow = Flow { backend: backend.clone(), header: header.clone(), replies };
+    let flow = Flow { backend: backend.clone(), to, header: header.clone(), replies };
     let displaced = {
         let mut table = shared.table();
         let displaced = table.insert(key, flow, Instant::now());
@@ -193,7 +236,7 @@ async fn open(
         shared.stats.udp_flow_evicted();
     }
     drop(displaced);
-    debug!(%frontend, %client, backend = %target.backend, "opened a UDP flow");
+    debug!(%frontend, %client, backend = %to, "opened a UDP flow");
     Ok((backend, header))
 }
 

@@ -12,6 +12,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         network_unavailable: false,
         unschedulable: false,
+        not_ready: false,
     }
 }
 

@@ -9,6 +9,7 @@ fn node(name: &str, labels: &[(&str, &str)]) -> NodeInfo {
         labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         network_unavailable: false,
         unschedulable: false,
+        not_ready: false,
     }
 }
 

@@ -103,9 +103,9 @@ fn a_service_becomes_forward_mode_s_plain_input() {
     assert_eq!(svc.key, "default/web");
     assert!(svc.local && svc.proxy_protocol && svc.restricted);
     assert_eq!(svc.source_ranges, ["198.51.100.0/24".parse::<IpNet>().unwrap()], "an unparseable range is dropped");
-    let ports: Vec<(&str, Option<Protocol>, u16, Option<u16>)> =
-        svc.ports.iter().map(|p| (p.name.as_str(), p.protocol, p.port, p.node_port)).collect();
-    assert_eq!(ports, [("http", Some(Protocol::Tcp), 80, Some(30080)), ("s", None, 9, None)], "70000 is no port");
+    let ports: Vec<(&str, Option<Protocol>, u16)> =
+        svc.ports.iter().map(|p| (p.name.as_str(), p.protocol, p.port)).collect();
+    assert_eq!(ports, [("http", Some(Protocol::Tcp), 80), ("s", None, 9)], "70000 is no port");
 }
 
 #[test]

@@ -56,6 +56,7 @@ impl World {
                     labels: BTreeMap::new(),
                     network_unavailable: false,
                     unschedulable: false,
+                    not_ready: false,
                 })
                 .collect(),
             advertisements: vec![Advertisement {
@@ -88,12 +89,7 @@ impl World {
             forward_services: vec![Service {
                 key: "default/web".into(),
                 ingress: vec![ip()],
-                ports: vec![ServicePort {
-                    name: "http".into(),
-                    protocol: Some(Protocol::Tcp),
-                    port: 80,
-                    node_port: Some(30080),
-                }],
+                ports: vec![ServicePort { name: "http".into(), protocol: Some(Protocol::Tcp), port: 80 }],
                 local: false,
                 proxy_protocol: false,
                 source_ranges: vec![],
@@ -436,4 +432,30 @@ fn the_janitor_says_which_nodes_advertise_when_the_set_changes() {
     world.pass(&mut other, Instant::now());
     world.exclude("node-1");
     assert!(world.pass(&mut other, Instant::now()).events.is_empty(), "only the janitor tells");
+}
+
+#[test]
+fn forwarding_skips_endpoints_on_a_node_that_left_the_membership() {
+    let mut world = World::new(&["node-1", "node-2"]).forwarding();
+    world.exclude("node-1");
+    world.forward_slices[0].endpoints.push(Endpoint {
+        address: "192.0.2.70".parse().unwrap(),
+        node: Some("node-2".into()),
+        ready: true,
+        serving_while_terminating: false,
+    });
+    let endpoints = |turn: &Pass| -> Vec<String> {
+        let after = turn.forward_after.as_ref().expect("forward mode");
+        after.forwards[0].endpoints.iter().map(ToString::to_string).collect()
+    };
+    let mut st = state("node-2", &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(endpoints(&turn), ["192.0.2.5:8080", "192.0.2.70:8080"]);
+    // node-1 dies: Kubernetes still lists its pod as ready, the membership knows it is gone.
+    world.view.members.remove("node-1");
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(endpoints(&turn), ["192.0.2.70:8080"]);
+    world.view.members.insert("node-1".into());
+    let turn = world.pass(&mut st, Instant::now());
+    assert_eq!(endpoints(&turn), ["192.0.2.5:8080", "192.0.2.70:8080"], "it rejoined");
 }

@@ -86,7 +86,7 @@ fn remove_where_takes_only_the_matching_flows() {
     for key in 1u32..=4 {
         table.insert(key, key * 10, secs(t0, u64::from(key)));
     }
-    let mut removed = keys(table.remove_where(|key| key % 2 == 0));
+    let mut removed = keys(table.remove_where(|key, _| key % 2 == 0));
     removed.sort_unstable();
     assert_eq!(removed, vec![2, 4]);
     assert_eq!(table.len(), 2);

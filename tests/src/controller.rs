@@ -82,6 +82,28 @@ impl ControllerProcess {
         Ok(())
     }
 
+    /// Where its `/metrics`, `/healthz` and `/readyz` server listens, once its log says so.
+    pub fn server_address(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+        let at = line.split("address=").nth(1)?.split_whitespace().next()?;
+        at.parse().ok()
+    }
+
+    /// `GET path` on its server: the status code and the body.
+    pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let address = self.server_address().context("the controller has not said where it serves yet")?;
+        let mut stream = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no status line")?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((code, body))
+    }
+
     /// The log so far (for failure messages).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

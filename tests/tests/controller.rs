@@ -466,6 +466,37 @@ async fn graceful_stop_releases_the_lease() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_missing_lease_namespace_is_said_once_and_holds_readiness() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let controller = ControllerProcess::start(&plane, "only", &["--lease-namespace", "lb-elsewhere"])?;
+    plane.apply(&pool("demo", &["198.51.100.192/27"], ""))?;
+    plane.apply(&service("default", "web", 80, &[], ""))?;
+    let body = wait_for("/readyz to say what is missing", SOON, || async {
+        Ok(controller.http_get("/readyz").ok().filter(|(code, _)| *code == 503).map(|(_, body)| body))
+    })
+    .await?;
+    assert!(body.contains("kubectl create namespace lb-elsewhere"), "/readyz says: {body}");
+    let ingress = plane.kubectl(&["get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress}"])?;
+    assert_eq!(ingress, "", "nothing can be allocated without a leader");
+
+    plane.kubectl(&["create", "namespace", "lb-elsewhere"])?;
+    assert_eq!(wait_ips(&plane, "default", "web", 1).await?, ["198.51.100.192"]);
+    wait_for("/readyz to be ready", SOON, || async {
+        Ok(controller.http_get("/readyz").ok().filter(|(code, _)| *code == 200).map(drop))
+    })
+    .await?;
+    // Election rounds failed meanwhile (one every 0.8 s, each logged at debug level only): the operator was
+    // told once, at error level.
+    let log = controller.log_text();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("no controller can become leader")).collect();
+    assert_eq!(said.len(), 1, "the missing namespace must be said exactly once:\n{log}");
+    assert!(said[0].contains("ERROR"), "{}", said[0]);
+    let rounds = log.lines().filter(|l| l.contains("cannot create the lease")).count();
+    assert!(rounds >= 1, "no failed election round was seen, so the test proves nothing:\n{log}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn control_plane_runs_the_endpointslice_controller() -> anyhow::Result<()> {
     let plane = ControlPlane::start(Components::All).await?;
     plane.apply(&service("default", "web", 80, &[], ""))?;

@@ -9,6 +9,10 @@ pub enum Error {
     /// The watches stopped before their stores were filled.
     #[error("the watches stopped before their caches synced: {0}")]
     Watch(#[source] kube::runtime::reflector::store::WriterDropped),
+    /// The Lease cannot be created because its namespace does not exist (the loop reports it once, from
+    /// its namespace cache, rather than on every election round).
+    #[error("the Lease namespace {0:?} does not exist")]
+    LeaseNamespaceMissing(String),
     /// A background task (the watches, the leader election) ended or panicked.
     #[error(transparent)]
     Task(#[from] ferrolb_runtime::Ended),
@@ -20,6 +24,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::Watch(_) => "watch",
+            Error::LeaseNamespaceMissing(_) => "lease_namespace_missing",
             Error::Task(_) => "task",
         }
     }

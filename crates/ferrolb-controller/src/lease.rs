@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 
@@ -103,6 +103,8 @@ pub fn election(
                         tx.send_replace(None);
                     }
                 }
+                // Said once by the loop, which sees the namespaces; repeating it every round helps nobody.
+                Err(e @ Error::LeaseNamespaceMissing(_)) => debug!(error = %e, "cannot create the lease"),
                 Err(e) => warn!(error = %e, "lease renewal failed; leadership ends at its deadline unless renewed"),
             }
             let leader = tx.borrow().is_some_and(|d| Instant::now() < d);
@@ -145,6 +147,7 @@ async fn elect_once(
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::LeaseNamespaceMissing(config.namespace.clone())),
             Err(e) => Err(Error::Kube(e)),
         };
     };

@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Notify, watch};
-use tracing::info;
+use tracing::{error, info};
 
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::k8s::{Namespace, ResourceExt, Service, Time, jiff};
@@ -29,6 +30,32 @@ const RESYNC: Duration = Duration::from_secs(30);
 
 /// How long a leader releasing its Lease at shutdown may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an operator must read when the Lease namespace is missing: without it no replica can lead, so none
+/// allocates anything.
+pub fn missing_lease_namespace(namespace: &str) -> String {
+    format!(
+        "the Lease namespace {namespace:?} does not exist, so no controller can become leader and nothing is \
+         allocated: create it (kubectl create namespace {namespace}) or start the controller with \
+         --lease-namespace set to an existing namespace"
+    )
+}
+
+/// Whether the Lease namespace was there at the last look, so its absence is said once, not every turn.
+#[derive(Debug, Default)]
+struct LeaseNamespace {
+    /// `None` before the first look.
+    existed: Option<bool>,
+}
+
+impl LeaseNamespace {
+    /// Records whether the namespace exists; returns the new answer when it changed (the first look counts
+    /// as a change only when the namespace is missing).
+    fn changed(&mut self, exists: bool) -> Option<bool> {
+        let before = self.existed.replace(exists);
+        (before.unwrap_or(true) != exists).then_some(exists)
+    }
+}
 
 /// Runs the controller until `shutdown` turns true.
 pub async fn run(
@@ -56,6 +83,7 @@ pub async fn run(
     }
     health.set_ready(true);
     info!("caches synced");
+    let mut lease_namespace = LeaseNamespace::default();
 
     let lease_config = LeaseConfig {
         namespace: config.lease_namespace.clone(),
@@ -78,6 +106,15 @@ pub async fn run(
     let mut last_full = tokio::time::Instant::now();
     loop {
         health.beat();
+        let exists = namespaces.get(&ObjectRef::new(&config.lease_namespace)).is_some();
+        if let Some(exists) = lease_namespace.changed(exists) {
+            let why = (!exists).then(|| missing_lease_namespace(&config.lease_namespace));
+            match &why {
+                Some(why) => error!("{why}"),
+                None => info!(namespace = %config.lease_namespace, "the Lease namespace exists now; electing a leader"),
+            }
+            health.set_blocked(why);
+        }
         let mut wanted = false;
         tokio::select! {
             _ = notify.notified() => wanted = true,
@@ -141,4 +178,21 @@ pub async fn run(
     info!("shutting down");
     tasks.finish("leader election", RELEASE_TIMEOUT).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_lease_namespace_is_said_once_and_its_return_once() {
+        let mut seen = LeaseNamespace::default();
+        assert_eq!(seen.changed(true), None, "present at the start: nothing to say");
+        let mut seen_missing = LeaseNamespace::default();
+        assert_eq!(seen_missing.changed(false), Some(false), "missing at the start is said at once");
+        assert_eq!(seen_missing.changed(false), None);
+        assert_eq!(seen_missing.changed(true), Some(true));
+        assert_eq!(seen.changed(false), Some(false), "deleted later");
+        assert!(missing_lease_namespace("lb").contains("kubectl create namespace lb"));
+    }
 }

@@ -32,7 +32,9 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .with_state(AppState { registry, health });
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
-    tracing::info!(%address, "serving /metrics, /healthz, /readyz");
+    // The bound address, so port 0 (tests) says which port it got.
+    let bound = listener.local_addr().unwrap_or(address);
+    tracing::info!(address = %bound, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -62,9 +64,8 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.health.is_ready() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    match state.health.not_ready_because() {
+        None => (StatusCode::OK, "ok".to_owned()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

@@ -466,6 +466,41 @@ async fn graceful_stop_releases_the_lease() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn an_address_in_conflict_is_handed_out_to_nobody_until_the_conflict_is_gone() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let _controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("demo", &["198.51.100.192/30"], ""))?;
+    plane.apply(&service("default", "web", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "web", 1).await?, ["198.51.100.192"]);
+    // What a speaker writes when another host answers its probe for .192.
+    let conflict = "apiVersion: ferrolb.io/v1alpha1\nkind: AddressConflict\nmetadata: {name: ip-198-51-100-192}\n\
+                    spec: {ip: 198.51.100.192, mac: '02:00:00:00:00:99', node: node-2, interface: eth0, \
+                    detected: '2026-12-02T04:00:00Z', services: [default/web]}\n";
+    plane.apply(conflict)?;
+    wait_for("web to move off the address in conflict", SOON, || async {
+        Ok(ips(&plane, "default", "web").await?.into_iter().find(|ip| ip == "198.51.100.193").map(drop))
+    })
+    .await?;
+    let note = wait_event_with(&plane, "default", "web", "IPReassigned", "replaces 198.51.100.192").await?;
+    assert!(note.contains("assigned 198.51.100.193") && note.contains("02:00:00:00:00:99"), "{note}");
+    let listed = wait_for("the pool's status to list the conflict", SOON, || async {
+        let out = plane.kubectl(&["get", "ipaddresspool", "demo", "-o", "jsonpath={.status.conflicts}"])?;
+        Ok((!out.is_empty()).then_some(out))
+    })
+    .await?;
+    assert!(listed.contains("198.51.100.192 answered by 02:00:00:00:00:99"), "{listed}");
+    // Asked for by name, it is refused with the reason.
+    plane.apply(&service("default", "pinned", 80, &[("ferrolb.io/loadBalancerIPs", "198.51.100.192")], ""))?;
+    let refused = wait_event(&plane, "default", "pinned", "AddressConflict").await?;
+    assert!(refused.contains("answered by another host on the LAN"), "{refused}");
+    // The conflict is gone (the speaker's re-check deleted the object): the address can be had again.
+    plane.kubectl(&["delete", "addressconflict", "ip-198-51-100-192"])?;
+    assert_eq!(wait_ips(&plane, "default", "pinned", 1).await?, ["198.51.100.192"]);
+    assert_eq!(ips(&plane, "default", "web").await?, ["198.51.100.193"], "web stays where it moved");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_missing_lease_namespace_is_said_once_and_holds_readiness() -> anyhow::Result<()> {
     let plane = cluster().await?;
     let controller = ControllerProcess::start(&plane, "only", &["--lease-namespace", "lb-elsewhere"])?;

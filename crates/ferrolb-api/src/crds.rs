@@ -3,7 +3,9 @@
 use kube::CustomResourceExt;
 
 use crate::k8s::CustomResourceDefinition;
-use crate::{BFDProfile, BGPAdvertisement, BGPPeer, BGPSession, IPAddressPool, L2Advertisement, L2Announcement};
+use crate::{
+    AddressConflict, BFDProfile, BGPAdvertisement, BGPPeer, BGPSession, IPAddressPool, L2Advertisement, L2Announcement,
+};
 
 /// The CRDs of ferrolb, with their file stems under `crds/` (`ferrolb.io_<plural>`).
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
@@ -11,6 +13,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         L2Announcement::crd(),
+        AddressConflict::crd(),
         BGPPeer::crd(),
         BGPAdvertisement::crd(),
         BGPSession::crd(),

@@ -11,6 +11,7 @@
 //! Architecture invariant: no I/O and no decisions. Parsing an address entry or choosing an address belongs to
 //! `ferrolb-ipam`; talking to the API server belongs to the controller and the speaker.
 
+mod address_conflict;
 mod annotations;
 mod bfd_profile;
 mod bgp_advertisement;
@@ -29,6 +30,7 @@ mod schema;
 mod selector;
 mod service;
 
+pub use address_conflict::{AddressConflict, AddressConflictSpec, address_conflict_name};
 pub use annotations::*;
 pub use bfd_profile::{
     BFDProfile, BFDProfileSpec, DEFAULT_BFD_INTERVAL_MS, DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER,

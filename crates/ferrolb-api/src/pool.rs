@@ -89,6 +89,10 @@ pub struct IPAddressPoolStatus {
     /// IPv6 addresses still free (decimal string).
     #[serde(default, rename = "availableIPv6", skip_serializing_if = "Option::is_none")]
     pub available_ipv6: Option<String>,
+    /// Addresses of the pool that another host on the LAN answers for (`IP answered by MAC`): handed out to
+    /// no Service while the conflict lasts (see `kubectl get addressconflicts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
     /// `Ready`, `Overlapping` (an entry overlaps another pool) and `DeletionBlocked` (Services still hold
     /// addresses of a pool being deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -3,8 +3,12 @@
 //!
 //! The pass is level-based: it looks at every Service and pool each time. Deleted objects simply are not in
 //! the snapshot, so their addresses are released; nothing depends on having seen a delete event.
+//!
+//! Addresses in conflict (an `AddressConflict` a speaker wrote: another host on the LAN answers for them)
+//! are handed out to nobody; a Service holding one gets another address in the same pass, and the pool's
+//! status lists them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -27,6 +31,8 @@ pub struct Snapshot {
     pub pools: Vec<Arc<IPAddressPool>>,
     /// Labels of every namespace.
     pub namespace_labels: HashMap<String, Labels>,
+    /// Addresses another host on the LAN answers for, with the MAC that answered (from `AddressConflict`s).
+    pub conflicts: BTreeMap<IpAddr, String>,
 }
 
 /// The last outcome reported for a Service, so Events are sent on change only: a different address or a
@@ -159,6 +165,11 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
         state.allocator.set_pools(pools.clone());
         state.pools = Some(pools);
     }
+    // Conflicts: a Service holding such an address is released here and allocated again below.
+    let conflicts: BTreeSet<IpAddr> = snapshot.conflicts.keys().copied().collect();
+    if *state.allocator.conflicts() != conflicts {
+        state.allocator.set_conflicts(conflicts);
+    }
 
     let empty = Labels::new();
     let mut handled: Vec<&Arc<Service>> = snapshot.services.iter().filter(|s| is_handled(s, config)).collect();
@@ -224,8 +235,23 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
                 Ok((ips, pools)) => {
                     plan.n_allocated += 1;
                     let list: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-                    let note = format!("assigned {} from pool {pools}", list.join(", "));
-                    ServiceEvent { key: key.clone(), uid, warning: false, reason: "IPAllocated".to_owned(), note }
+                    let mut note = format!("assigned {} from pool {pools}", list.join(", "));
+                    // A Service that had addresses and now has others: its own reason (Events of one reason
+                    // on one object merge into a series that keeps the first note), saying what it replaces,
+                    // and why when the old address is in conflict, or the move looks arbitrary.
+                    let mut reason = "IPAllocated";
+                    let mut warning = false;
+                    if let Some(Outcome::Assigned(before)) = state.outcomes.get(&key) {
+                        for ip in before.iter().filter(|ip| !ips.contains(ip)) {
+                            reason = "IPReassigned";
+                            note.push_str(&format!("; replaces {ip}"));
+                            if let Some(mac) = snapshot.conflicts.get(ip) {
+                                warning = true;
+                                note.push_str(&format!(", which another host on the LAN answers for ({mac})"));
+                            }
+                        }
+                    }
+                    ServiceEvent { key: key.clone(), uid, warning, reason: reason.to_owned(), note }
                 }
                 Err(e) => {
                     plan.failures.push(e.label());
@@ -314,7 +340,16 @@ fn plan_pools(
         if pool.is_some() {
             plan.usage.insert(name.clone(), usage);
         }
+        let conflicts: Vec<String> = pool.as_ref().map_or_else(Vec::new, |p| {
+            snapshot
+                .conflicts
+                .iter()
+                .filter(|(ip, _)| p.contains(**ip))
+                .map(|(ip, mac)| format!("{ip} answered by {mac}"))
+                .collect()
+        });
         let facts = PoolFacts {
+            conflicts,
             invalid: invalid.get(&name),
             usage,
             overlaps: overlaps.get(&name).unwrap_or(&no_overlaps),

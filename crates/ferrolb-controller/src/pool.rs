@@ -95,6 +95,8 @@ pub struct PoolFacts<'a> {
     /// Reserved addresses (loopback, multicast, ...) its entries cover, which it never hands out: how many,
     /// and of which kinds.
     pub reserved: (u128, Vec<&'static str>),
+    /// Its addresses in conflict, as `IP answered by MAC`.
+    pub conflicts: Vec<String>,
 }
 
 /// The status a pool should have. Conditions keep their `lastTransitionTime` while their status is unchanged,
@@ -163,6 +165,7 @@ pub fn desired_status(
         available_ipv4: i64::try_from(v4.available()).unwrap_or(i64::MAX),
         assigned_ipv6: Some(v6.assigned.to_string()),
         available_ipv6: Some(v6.available().to_string()),
+        conflicts: facts.conflicts.clone(),
         conditions,
     }
 }

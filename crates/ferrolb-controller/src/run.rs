@@ -14,8 +14,8 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info};
 
-use ferrolb_api::IPAddressPool;
 use ferrolb_api::k8s::{Namespace, ResourceExt, Service, Time, jiff};
+use ferrolb_api::{AddressConflict, IPAddressPool};
 use ferrolb_runtime::{Ended, Health, Tasks, watch_into};
 
 use crate::apply::Applier;
@@ -70,12 +70,25 @@ pub async fn run(
     let (services, services_watch) = watch_into(Api::<Service>::all(client.clone()), notify.clone());
     let (pools, pools_watch) = watch_into(Api::<IPAddressPool>::all(client.clone()), notify.clone());
     let (namespaces, namespaces_watch) = watch_into(Api::<Namespace>::all(client.clone()), notify.clone());
+    let (conflicts, conflicts_watch) = watch_into(Api::<AddressConflict>::all(client.clone()), notify.clone());
     tasks.spawn("watch", async move {
-        tokio::join!(services_watch.collect::<()>(), pools_watch.collect::<()>(), namespaces_watch.collect::<()>());
+        tokio::join!(
+            services_watch.collect::<()>(),
+            pools_watch.collect::<()>(),
+            namespaces_watch.collect::<()>(),
+            conflicts_watch.collect::<()>()
+        );
     });
 
     tokio::select! {
-        r = async { tokio::try_join!(services.wait_until_ready(), pools.wait_until_ready(), namespaces.wait_until_ready()) } => {
+        r = async {
+            tokio::try_join!(
+                services.wait_until_ready(),
+                pools.wait_until_ready(),
+                namespaces.wait_until_ready(),
+                conflicts.wait_until_ready()
+            )
+        } => {
             r.map_err(Error::Watch)?;
         }
         ended = tasks.ended() => return Err(Error::Task(ended)),
@@ -156,6 +169,11 @@ pub async fn run(
                 .iter()
                 .map(|n| (n.name_any(), n.labels().clone().into_iter().collect()))
                 .collect::<HashMap<_, _>>(),
+            conflicts: conflicts
+                .state()
+                .iter()
+                .filter_map(|c| Some((c.spec.ip.parse().ok()?, c.spec.mac.clone())))
+                .collect(),
         };
         let plan = plan(st, &snapshot, &config, &Time(jiff::Timestamp::now()));
         metrics.allocations.inc_by(plan.n_allocated);

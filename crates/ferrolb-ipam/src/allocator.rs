@@ -4,6 +4,9 @@
 //! free address of a pool is found in O(log n)), who holds each address, and each Service's assignment with
 //! the request it was made for. Everything can be rebuilt from the assignments alone ([`Allocator::restore`]),
 //! which is how the controller recovers after a restart without moving any address.
+//!
+//! Addresses in conflict (answered by another host on the LAN, as the speakers found) are handed out to no
+//! Service: [`Allocator::set_conflicts`] releases any Service holding one, so it is given another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -92,6 +95,8 @@ pub struct Allocator {
     sharing_index: HashMap<SharingKey, BTreeSet<IpAddr>>,
     assigned_per_pool: HashMap<PoolName, [u128; 2]>,
     assignments: HashMap<ServiceKey, Assignment>,
+    /// Addresses another host answers for: never handed out.
+    conflicts: BTreeSet<IpAddr>,
 }
 
 impl Allocator {
@@ -128,6 +133,28 @@ impl Allocator {
             self.release(key);
         }
         invalid
+    }
+
+    /// Replaces the addresses in conflict. Services holding one are released and returned (sorted) so the
+    /// caller can allocate again (they get another address) or report them pending.
+    pub fn set_conflicts(&mut self, conflicts: BTreeSet<IpAddr>) -> Vec<ServiceKey> {
+        self.conflicts = conflicts;
+        let mut hit: Vec<ServiceKey> = self
+            .assignments
+            .iter()
+            .filter(|(_, a)| a.ips().any(|ip| self.conflicts.contains(&ip)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        hit.sort();
+        for key in &hit {
+            self.release(key);
+        }
+        hit
+    }
+
+    /// The addresses in conflict.
+    pub fn conflicts(&self) -> &BTreeSet<IpAddr> {
+        &self.conflicts
     }
 
     /// The pools, by name.
@@ -323,6 +350,9 @@ impl Allocator {
         if let Some(kind) = crate::reserved::reserved_kind(ip) {
             return Err(AllocError::ReservedAddress { ip, kind });
         }
+        if self.conflicts.contains(&ip) {
+            return Err(AllocError::AddressConflict { ip });
+        }
         // Preference: the hinted pool, then the order automatic allocation uses, then the rest by name.
         let order = hint.into_iter().chain(&self.allocation_order).chain(&self.auto_order).chain(self.pools.keys());
         let mut containing: Vec<&Pool> = Vec::new();
@@ -471,6 +501,7 @@ impl Allocator {
             for ip in shared.iter().filter(|ip| Family::of(**ip) == family) {
                 let holders = &self.holders[ip];
                 if holders.pool == *pool.name()
+                    && !self.conflicts.contains(ip)
                     && pool.holds(family, value(*ip))
                     && holders.services.iter().all(|(k, s)| can_share(holders, k, s, request).is_ok())
                 {
@@ -490,7 +521,7 @@ impl Allocator {
                 if free > end {
                     break;
                 }
-                if skip_buggy && is_buggy_v4(free) {
+                if (skip_buggy && is_buggy_v4(free)) || self.conflicts.contains(&family.addr(free)) {
                     candidate = free + 1;
                     continue;
                 }

@@ -110,6 +110,15 @@ pub enum AllocError {
         /// What it is.
         kind: crate::reserved::Reserved,
     },
+    /// A requested address is answered by another host on the LAN (an address conflict a speaker found).
+    #[error(
+        "requested IP {ip} is answered by another host on the LAN (see kubectl get addressconflicts); it is \
+         handed out again once that host stops answering for it"
+    )]
+    AddressConflict {
+        /// The requested address.
+        ip: IpAddr,
+    },
     /// A requested address lies only in pools that may not serve this Service.
     #[error("requested IP {ip} is in pool {pool}, which does not serve this Service")]
     IpNotAllowed {
@@ -148,6 +157,7 @@ impl AllocError {
             AllocError::PoolExhausted { .. } => "pool_exhausted",
             AllocError::IpNotInAnyPool { .. } => "ip_not_in_pool",
             AllocError::ReservedAddress { .. } => "reserved_address",
+            AllocError::AddressConflict { .. } => "address_conflict",
             AllocError::IpNotAllowed { .. } => "ip_not_allowed",
             AllocError::IpInUse { .. } => "ip_in_use",
             AllocError::InvalidRequest { .. } => "invalid_request",
@@ -165,6 +175,7 @@ impl AllocError {
             AllocError::PoolExhausted { .. } => "PoolExhausted",
             AllocError::IpNotInAnyPool { .. } => "IPNotInAnyPool",
             AllocError::ReservedAddress { .. } => "ReservedAddress",
+            AllocError::AddressConflict { .. } => "AddressConflict",
             AllocError::IpNotAllowed { .. } => "IPNotAllowed",
             AllocError::IpInUse { .. } => "IPInUse",
             AllocError::InvalidRequest { .. } => "InvalidRequest",

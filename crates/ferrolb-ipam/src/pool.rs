@@ -151,6 +151,12 @@ impl Pool {
         self.allocation.as_ref().is_none_or(|a| a.matches(request))
     }
 
+    /// Whether `ip` is one of the pool's addresses (reserved ones left out).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let family = Family::of(ip);
+        self.addresses[family.index()].contains(crate::address::value(ip))
+    }
+
     /// Whether `value` of `family` is an address this pool hands out.
     pub(crate) fn holds(&self, family: Family, value: u128) -> bool {
         self.addresses[family.index()].contains(value)

@@ -15,8 +15,8 @@ use ferrolb_api::k8s::{EndpointSlice, Node};
 use ferrolb_api::k8s::{Event, jiff};
 use ferrolb_api::k8s::{ResourceExt, Service};
 use ferrolb_api::{
-    BGPAdvertisement, BGPPeer, BGPSession, CONDITION_OVERLAPPING, IPAddressPool, L2Announcement, handles_service,
-    ingress_ips, namespaced_key, service_key,
+    AddressConflict, BGPAdvertisement, BGPPeer, BGPSession, CONDITION_OVERLAPPING, IPAddressPool, L2Announcement,
+    handles_service, ingress_ips, namespaced_key, service_key,
 };
 use ferrolb_speaker::absent::{REASON_ABSENT, REASON_JOINED, REASON_NOT_EXPECTED, REPEAT};
 use ferrolb_speaker::bgp::overview::{Objects, bgp_advertisers};
@@ -171,6 +171,8 @@ pub struct Inputs<'a> {
     pub bgp_advertisements: &'a [BGPAdvertisement],
     /// Every BGPSession.
     pub bgp_sessions: &'a [BGPSession],
+    /// Every AddressConflict.
+    pub conflicts: &'a [AddressConflict],
     /// The loadBalancerClass handled.
     pub class: &'a str,
     /// Whether Services without a class are handled.
@@ -294,6 +296,14 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
     problems.extend(missing_speakers(membership, now));
     let sessions = bgp::session_rows(inputs.bgp_sessions);
     problems.extend(bgp::session_problems(&sessions));
+    problems.extend(inputs.conflicts.iter().map(|c| {
+        let s = &c.spec;
+        format!(
+            "{} is answered by another host on the LAN ({} on {}'s {}, since {}): handed out to no Service until \
+             it stops",
+            s.ip, s.mac, s.node, s.interface, s.detected
+        )
+    }));
     Report { pools: pool_rows, services: service_rows, sessions, problems }
 }
 
@@ -323,6 +333,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let bgp_advertisements =
         Api::<BGPAdvertisement>::all(client.clone()).list(&lp).await.context("listing BGPAdvertisements")?;
     let bgp_sessions = Api::<BGPSession>::all(client.clone()).list(&lp).await.context("listing BGPSessions")?;
+    let conflicts = Api::<AddressConflict>::all(client.clone()).list(&lp).await.context("listing AddressConflicts")?;
     let report = report(&Inputs {
         pools: &pools.items,
         services: &services.items,
@@ -334,6 +345,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         bgp_peers: &bgp_peers.items,
         bgp_advertisements: &bgp_advertisements.items,
         bgp_sessions: &bgp_sessions.items,
+        conflicts: &conflicts.items,
         class: &args.load_balancer_class,
         unclassed: !args.ignore_unclassed,
         now: jiff::Timestamp::now(),

@@ -84,6 +84,27 @@ pub async fn wait_event(plane: &ControlPlane, ns: &str, name: &str, reason: &str
     .await
 }
 
+/// Waits for an Event on a Service with `reason` whose message contains `text`, returning the message.
+pub async fn wait_event_with(
+    plane: &ControlPlane,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    text: &str,
+) -> anyhow::Result<String> {
+    wait_for(&format!("event {reason} on {ns}/{name} saying {text:?}"), SOON, || async move {
+        let api: Api<Event> = Api::namespaced(plane.client.clone(), ns);
+        let events = api.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await?;
+        Ok(events
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.message)
+            .find(|m| m.contains(text)))
+    })
+    .await
+}
+
 /// Every handled Service's IPs in the cluster, keyed by `ns/name`.
 pub async fn all_ips(plane: &ControlPlane) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let api: Api<Service> = Api::all(plane.client.clone());

@@ -73,7 +73,7 @@ fn restores_published_addresses_before_allocating() {
     let snapshot = Snapshot {
         services: vec![svc("new", 1, None), svc("old", 2, Some("198.51.100.0"))],
         pools: vec![pool("p", &["198.51.100.0/30"])],
-        namespace_labels: Default::default(),
+        ..Default::default()
     };
     let mut state = State::default();
     let plan = plan(&mut state, &snapshot, &config(), &now());
@@ -92,7 +92,7 @@ fn unchanged_cluster_plans_nothing_twice() {
     let snapshot = Snapshot {
         services: vec![svc("a", 1, None)],
         pools: vec![pool("p", &["198.51.100.0/30"])],
-        namespace_labels: Default::default(),
+        ..Default::default()
     };
     let mut state = State::default();
     let first = plan(&mut state, &snapshot, &config(), &now());
@@ -112,10 +112,9 @@ fn unchanged_cluster_plans_nothing_twice() {
 fn deleted_service_frees_its_address() {
     let pools = vec![pool("p", &["198.51.100.0/32"])];
     let mut state = State::default();
-    let one =
-        Snapshot { services: vec![svc("a", 1, None)], pools: pools.clone(), namespace_labels: Default::default() };
+    let one = Snapshot { services: vec![svc("a", 1, None)], pools: pools.clone(), ..Default::default() };
     let _ = plan(&mut state, &one, &config(), &now());
-    let two = Snapshot { services: vec![svc("b", 2, None)], pools, namespace_labels: Default::default() };
+    let two = Snapshot { services: vec![svc("b", 2, None)], pools, ..Default::default() };
     let plan = plan(&mut state, &two, &config(), &now());
     assert_eq!(planned_ips(&plan, "b"), Some(vec!["198.51.100.0".to_owned()]));
 }
@@ -125,7 +124,7 @@ fn failure_is_an_event_and_a_pending_status() {
     let snapshot = Snapshot {
         services: vec![svc("a", 1, None), svc("b", 2, None)],
         pools: vec![pool("p", &["198.51.100.0/32"])],
-        namespace_labels: Default::default(),
+        ..Default::default()
     };
     let mut state = State::default();
     let plan = plan(&mut state, &snapshot, &config(), &now());
@@ -138,11 +137,7 @@ fn failure_is_an_event_and_a_pending_status() {
 
 #[test]
 fn pool_gets_finalizer_and_status() {
-    let snapshot = Snapshot {
-        services: vec![],
-        pools: vec![pool("p", &["198.51.100.0/30"])],
-        namespace_labels: Default::default(),
-    };
+    let snapshot = Snapshot { services: vec![], pools: vec![pool("p", &["198.51.100.0/30"])], ..Default::default() };
     let mut state = State::default();
     let plan = plan(&mut state, &snapshot, &config(), &now());
     assert_eq!(plan.finalizers.len(), 1);
@@ -157,7 +152,7 @@ fn a_pool_of_everything_hands_out_no_reserved_address_and_counts_exactly() {
     let snapshot = Snapshot {
         services: vec![svc("a", 1, None)],
         pools: vec![pool("all", &["0.0.0.0/0", "::/0"])],
-        namespace_labels: Default::default(),
+        ..Default::default()
     };
     let plan = plan(&mut State::default(), &snapshot, &config(), &now());
     assert_eq!(planned_ips(&plan, "a"), Some(vec!["1.0.0.0".to_owned()]), "not 0.0.0.0");
@@ -171,4 +166,25 @@ fn a_pool_of_everything_hands_out_no_reserved_address_and_counts_exactly() {
         "{}",
         ready.message
     );
+}
+
+#[test]
+fn a_conflict_moves_the_service_says_why_and_shows_in_the_pool() {
+    let mut snapshot = Snapshot {
+        services: vec![svc("web", 1, Some("198.51.100.0"))],
+        pools: vec![pool("p", &["198.51.100.0/30"])],
+        ..Default::default()
+    };
+    let mut state = State::default();
+    plan(&mut state, &snapshot, &config(), &now());
+    snapshot.conflicts.insert("198.51.100.0".parse().unwrap(), "02:00:00:00:00:99".into());
+    let moved = plan(&mut state, &snapshot, &config(), &now());
+    assert_eq!(planned_ips(&moved, "web"), Some(vec!["198.51.100.1".to_owned()]));
+    let event = moved.events.iter().find(|e| e.key.name() == "web").expect("an Event");
+    assert_eq!((event.reason.as_str(), event.warning), ("IPReassigned", true));
+    assert!(
+        event.note.contains("replaces 198.51.100.0, which another host on the LAN answers for (02:00:00:00:00:99)")
+    );
+    let status = &moved.pool_statuses.last().expect("the pool's status").status;
+    assert_eq!(status.conflicts, ["198.51.100.0 answered by 02:00:00:00:00:99"]);
 }

@@ -356,3 +356,25 @@ fn every_reserved_kind_is_recognised() {
         assert_eq!(kind(usable), None, "{usable}");
     }
 }
+
+#[test]
+fn addresses_in_conflict_are_handed_out_to_nobody() {
+    let mut allocator = Allocator::new(vec![pool("a", &["198.51.100.0/30"]).build()]);
+    let web = svc("ns", "web").build();
+    assert_eq!(ips(&mut allocator, &web).unwrap(), ["198.51.100.0"]);
+    // A host on the LAN answers for .0: web is released, and gets .2 because .1 conflicts too.
+    let conflicts: std::collections::BTreeSet<IpAddr> =
+        ["198.51.100.0", "198.51.100.1"].iter().map(|s| s.parse().unwrap()).collect();
+    let released = allocator.set_conflicts(conflicts);
+    assert_eq!(released, std::slice::from_ref(&web.service));
+    assert_eq!(ips(&mut allocator, &web).unwrap(), ["198.51.100.2"]);
+    // Asking for it by name says why.
+    let pinned = svc("ns", "pinned").ip("198.51.100.1").build();
+    assert_eq!(ips(&mut allocator, &pinned).unwrap_err().label(), "address_conflict");
+    // A restore of a conflicting address fails, so the Service is allocated afresh.
+    let ip0: IpAddr = "198.51.100.0".parse().unwrap();
+    assert!(allocator.restore(&svc("ns", "old").build(), &[(ip0, None)]).is_err());
+    // Once the conflict is gone, the address is free again.
+    allocator.set_conflicts(Default::default());
+    assert_eq!(ips(&mut allocator, &pinned).unwrap(), ["198.51.100.1"]);
+}

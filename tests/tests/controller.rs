@@ -497,6 +497,11 @@ async fn an_address_in_conflict_is_handed_out_to_nobody_until_the_conflict_is_go
     plane.kubectl(&["delete", "addressconflict", "ip-198-51-100-192"])?;
     assert_eq!(wait_ips(&plane, "default", "pinned", 1).await?, ["198.51.100.192"]);
     assert_eq!(ips(&plane, "default", "web").await?, ["198.51.100.193"], "web stays where it moved");
+    wait_for("the pool's status to drop the conflict", SOON, || async {
+        let out = plane.kubectl(&["get", "ipaddresspool", "demo", "-o", "jsonpath={.status.conflicts}"])?;
+        Ok(out.is_empty().then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

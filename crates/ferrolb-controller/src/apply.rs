@@ -142,7 +142,15 @@ impl Applier {
             return false;
         }
         let api: Api<IPAddressPool> = Api::all(self.client.clone());
-        let body = json!({ "status": write.status });
+        let mut status = json!(write.status);
+        // A merge patch leaves out what it does not mention: an empty list, skipped when serialized, must be
+        // written as null to remove the one the server holds (the last conflict gone).
+        if write.status.conflicts.is_empty()
+            && let Some(fields) = status.as_object_mut()
+        {
+            fields.insert("conflicts".to_owned(), serde_json::Value::Null);
+        }
+        let body = json!({ "status": status });
         match api.patch_status(&write.name, &params(), &Patch::Merge(&body)).await {
             Ok(_) => true,
             Err(kube::Error::Api(s)) if s.code == 404 => true,

@@ -2,12 +2,13 @@
 //! builds, on a lab of real nodes (each with its own containerd, kubelet and kube-proxy; pods are containers).
 //!
 //! One lab serves every check, in order: those that leave the cluster as they found it first (the install,
-//! the pods' privileges, the data plane, bad input), then those that disturb it (an upgrade, deleted pods, a
+//! the pods' privileges, the data plane, an address conflict, bad input), then those that disturb it (an upgrade, deleted pods, a
 //! drain, the uninstall). Each check is its own function, so a failure names it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use anyhow::Context;
 use ferrolb_e2e::{Lab, repo_root, wait_for};
 
 const SOON: Duration = Duration::from_secs(30);
@@ -18,12 +19,14 @@ const DEMO_IP: &str = "198.51.100.192";
 
 #[tokio::test]
 async fn ferrolb_installed_with_helm_runs_on_real_nodes() -> anyhow::Result<()> {
-    let lab = Lab::start(3, &[]).await?;
+    // A short re-check interval, so the address conflict's end is seen within the test.
+    let lab = Lab::start(3, &["--helm-set", "speaker.conflictProbe.recheckInterval=2s"]).await?;
     every_ferrolb_pod_is_ready(&lab)?;
     pods_hold_exactly_the_privileges_the_chart_gives(&lab)?;
     the_speaker_reads_no_secret_yet_has_the_membership_key(&lab)?;
     nodeport_reaches_every_pod_through_every_node(&lab).await?;
     the_demo_service_answers_from_exactly_one_node(&lab).await?;
+    an_address_another_host_holds_is_never_announced(&lab).await?;
     bad_input_fails_with_a_message_that_says_what_to_do(&lab).await?;
     an_upgrade_rolls_every_pod_without_a_failed_connection(&lab).await?;
     deleting_the_leader_hands_over_to_the_other_replica(&lab).await?;
@@ -219,6 +222,93 @@ async fn the_demo_service_answers_from_exactly_one_node(lab: &Lab) -> anyhow::Re
     assert!(body.contains("client=2001:db8:100::"), "{body}");
     let status = lab.lab(&["status"])?;
     assert!(status.contains("installed with helm") && status.contains("ferrolb-speaker-"), "{status}");
+    Ok(())
+}
+
+/// The lowest address of the demo pool's IPv4 range that no Service holds.
+fn next_free_demo_ip(lab: &Lab) -> anyhow::Result<String> {
+    let held = lab.kubectl(&["get", "svc", "-A", "-o", "jsonpath={.items[*].status.loadBalancer.ingress[*].ip}"])?;
+    let held: BTreeSet<&str> = held.split_whitespace().collect();
+    (192..224)
+        .map(|last| format!("198.51.100.{last}"))
+        .find(|ip| !held.contains(ip.as_str()))
+        .context("the pool is full")
+}
+
+/// A host on the LAN (the client) already uses the address the next Service would get: the owner's probe
+/// finds it, no node ever answers for it, the Service gets the next address with Events that say why, the
+/// pool's status, `ferrolb status` and a metric show the conflict, and once the host lets go the re-check
+/// removes the AddressConflict.
+async fn an_address_another_host_holds_is_never_announced(lab: &Lab) -> anyhow::Result<()> {
+    let taken = next_free_demo_ip(lab)?;
+    let client_mac = lab.mac("client", "eth0")?;
+    lab.exec("client", &["ip", "addr", "add", &format!("{taken}/24"), "dev", "eth0"])?;
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: squatted, namespace: default}\n\
+                   spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n";
+    lab.apply_yaml(service)?;
+    let conflict = wait_for("the AddressConflict", SOON, || async {
+        Ok(lab
+            .kubectl(&["get", "addressconflicts", "-o", "jsonpath={.items[*].spec.ip}/{.items[*].spec.mac}"])
+            .ok()
+            .filter(|o| o.len() > 1))
+    })
+    .await?;
+    assert_eq!(conflict, format!("{taken}/{client_mac}"), "the record names the address and the host's MAC");
+    let moved = wait_for("squatted to get another address", SOON, || async {
+        let ip = lab.kubectl(&["get", "svc", "squatted", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])?;
+        Ok((!ip.is_empty() && ip != taken).then_some(ip))
+    })
+    .await?;
+    let events = lab.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=squatted",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ])?;
+    assert!(
+        events.contains(&format!("AddressConflict: {taken} is already in use on the LAN: {client_mac} answered")),
+        "{events}"
+    );
+    assert!(
+        events.contains(&format!("IPReassigned: assigned {moved}")) && events.contains(&format!("replaces {taken}")),
+        "{events}"
+    );
+    // No node ever answered for the squatted address; the new one works.
+    let node_macs: Vec<String> = (1..=3).map(|i| lab.node_mac(&format!("node-{i}"))).collect::<Result<_, _>>()?;
+    let answers = lab.arp_answers(&taken)?;
+    assert!(answers.iter().all(|m| !node_macs.contains(m)), "a node answered for {taken}: {answers:?}");
+    wait_for("HTTP through the new address", SOON, || async {
+        Ok(lab
+            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{moved}/")])
+            .ok()
+            .filter(|b| b.contains("pod=web-")))
+    })
+    .await?;
+    let pool = lab.kubectl(&["get", "ipaddresspool", "demo", "-o", "jsonpath={.status.conflicts}"])?;
+    assert!(pool.contains(&format!("{taken} answered by {client_mac}")), "{pool}");
+    let status = lab.ferrolb_status()?;
+    assert!(status.contains(&format!("{taken} is answered by another host on the LAN ({client_mac}")), "{status}");
+    let found: f64 = (1..=3)
+        .map(|i| lab.speaker_metric(&format!("node-{i}"), "ferrolb_speaker_address_conflicts_total").unwrap_or(0.0))
+        .sum();
+    assert_eq!(found, 1.0, "one node found one conflict");
+
+    // The host lets go: a re-check finds nobody and removes the record; the address is free again.
+    lab.exec("client", &["ip", "addr", "del", &format!("{taken}/24"), "dev", "eth0"])?;
+    wait_for("the AddressConflict to go", SOON, || async {
+        Ok(lab.kubectl(&["get", "addressconflicts", "-o", "name"])?.is_empty().then_some(()))
+    })
+    .await?;
+    lab.kubectl(&["delete", "svc", "squatted"])?;
+    wait_for("the pool's status to drop the conflict", SOON, || async {
+        Ok(lab
+            .kubectl(&["get", "ipaddresspool", "demo", "-o", "jsonpath={.status.conflicts}"])?
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

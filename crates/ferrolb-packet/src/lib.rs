@@ -1,5 +1,6 @@
 //! ARP and NDP on the wire, for the speaker: recognise the requests it must answer and build the frames it
-//! sends (ARP replies, gratuitous ARP, neighbour advertisements).
+//! sends (ARP replies, gratuitous ARP, neighbour advertisements); recognise another machine claiming an
+//! address and build the probes that make it speak up ([`claim`], RFC 5227 and duplicate address detection).
 //!
 //! Pure byte-level logic: no sockets, no clock. Every field is read with bounds checks and every malformed
 //! frame becomes a [`ParseError`] (counted and dropped by the caller), never a panic; a proptest throws random
@@ -8,11 +9,13 @@
 //! `pnet_packet` 0.35 misparses options of length 32 or more.
 
 mod arp;
+mod claim;
 mod mac;
 mod ndp;
 mod parse;
 
 pub use arp::{GratuitousForm, arp_reply, gratuitous_arp};
+pub use claim::{Claim, arp_probe, claim, dad_solicitation};
 pub use mac::Mac;
 pub use ndp::{neighbor_advertisement, solicited_node, solicited_node_mac};
 pub use parse::{ParseError, Request, parse};

@@ -154,7 +154,45 @@ fn option_length_32_and_more_is_walked_not_misparsed() {
     assert!(matches!(parse(&frame), Ok(Request::NeighborSolicit { source_link_layer: Some(PEER), .. })));
 }
 
+#[test]
+fn claims_in_answers_announcements_and_other_probes() {
+    let ip: Ipv4Addr = "198.51.100.192".parse().unwrap();
+    // Our probe is a probe for the address, by us; a reply from its holder claims it.
+    let probe = arp_probe(OURS, ip);
+    assert_eq!(probe.len(), 60);
+    assert_eq!(&probe[0..6], &Mac::BROADCAST.0);
+    assert_eq!(&probe[28..32], &[0, 0, 0, 0], "sender 0.0.0.0: nobody's cache learns from a probe");
+    assert_eq!(claim(&probe), Some(Claim { ip: ip.into(), mac: OURS, probe: true }));
+    let reply = arp_reply(PEER, ip, OURS, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(claim(&reply), Some(Claim { ip: ip.into(), mac: PEER, probe: false }));
+    let announced = gratuitous_arp(PEER, ip, GratuitousForm::Request);
+    assert_eq!(claim(&announced), Some(Claim { ip: ip.into(), mac: PEER, probe: false }));
+    // An ordinary request claims its sender's address, not the one asked for.
+    let asking = arp_request("198.51.100.2".parse().unwrap(), ip);
+    assert_eq!(claim(&asking).map(|c| c.ip), Some("198.51.100.2".parse().unwrap()));
+
+    let ip6: Ipv6Addr = "2001:db8:100::f000".parse().unwrap();
+    let dad = dad_solicitation(OURS, ip6);
+    assert_eq!(&dad[0..6], &solicited_node_mac(solicited_node(ip6)).0);
+    assert!(matches!(parse(&dad), Ok(Request::NeighborSolicit { source_link_layer: None, .. })), "a valid NS");
+    assert_eq!(claim(&dad), Some(Claim { ip: ip6.into(), mac: OURS, probe: true }));
+    // The holder answers a solicitation from :: to all nodes, with its link-layer address.
+    let answer = neighbor_advertisement(PEER, ip6, None);
+    assert_eq!(claim(&answer), Some(Claim { ip: ip6.into(), mac: PEER, probe: false }));
+    let mut corrupt = answer.clone();
+    corrupt[60] ^= 1;
+    assert_eq!(claim(&corrupt), None, "a bad checksum claims nothing");
+    // An ordinary solicitation (from a real source) claims nothing.
+    assert_eq!(claim(&solicitation("2001:db8:100::2".parse().unwrap(), ip6, true)), None);
+}
+
 proptest! {
+    /// Random bytes never panic the claim reader.
+    #[test]
+    fn random_bytes_claim_nothing_or_something_but_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = claim(&bytes);
+    }
+
     /// Random bytes never panic the parser.
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
@@ -174,5 +212,6 @@ proptest! {
         }
         frame.truncate(cut.max(1));
         let _ = parse(&frame);
+        let _ = claim(&frame);
     }
 }

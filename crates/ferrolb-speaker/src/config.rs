@@ -36,6 +36,9 @@ pub struct SpeakerConfig {
     pub reannounce_every: Option<Duration>,
     /// Forward mode (None: kube-proxy delivers the traffic and the speaker only announces).
     pub forward: Option<ForwardOptions>,
+    /// Address conflict detection: how long a new IP is probed before it is first announced, and how often
+    /// a conflict found is checked again (None: no probing).
+    pub conflict_probe: Option<crate::conflicts::ProbeSettings>,
     /// The namespace this speaker runs in, where its `BGPSession` records go.
     pub namespace: String,
     /// The Secrets (in `namespace`) BGPPeers' `passwordSecret` may name: the only Secrets the speaker reads,

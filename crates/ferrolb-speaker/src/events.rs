@@ -36,6 +36,8 @@ pub enum Reason {
     BgpAdvertised,
     /// A BGPAdvertisement covers the IP's pool but no live node advertises it.
     NoBgpAdvertiser,
+    /// Another host on the LAN answered this node's probe for the IP: it is not announced.
+    AddressConflict,
 }
 
 impl Reason {
@@ -54,6 +56,7 @@ impl Reason {
             Reason::BgpSessionEstablished => "BGPSessionEstablished",
             Reason::BgpAdvertised => "BGPAdvertised",
             Reason::NoBgpAdvertiser => "NoBGPAdvertiser",
+            Reason::AddressConflict => "AddressConflict",
         }
     }
 
@@ -68,6 +71,7 @@ impl Reason {
                 | Reason::BgpSessionDown
                 | Reason::BgpSessionFailing
                 | Reason::NoBgpAdvertiser
+                | Reason::AddressConflict
         )
     }
 }

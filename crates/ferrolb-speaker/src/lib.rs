@@ -19,6 +19,7 @@ pub mod absent;
 pub mod announce;
 pub mod bgp;
 mod config;
+pub mod conflicts;
 pub mod departed;
 pub mod desired;
 pub mod election;
@@ -35,6 +36,7 @@ mod run;
 mod writer;
 
 pub use config::{MembershipOptions, SpeakerConfig};
+pub use conflicts::ProbeSettings;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use run::run;

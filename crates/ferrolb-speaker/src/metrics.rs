@@ -49,6 +49,10 @@ pub struct Metrics {
     pub membership_rejected: Family<ReasonLabels, Counter>,
     /// Times this node took an IP over from another node or from nobody.
     pub ownership_changes: Counter,
+    /// New IPs another host on the LAN answered this node's probe for (address conflicts found).
+    pub address_conflicts: Counter,
+    /// Probes for new IPs (and re-checks of conflicts) this node sent.
+    pub address_probes: Counter,
 
     /// Frames the responders read from their packet sockets (what the kernel's BPF filter let through).
     pub frames_read: Counter,
@@ -89,6 +93,12 @@ impl Metrics {
             metrics.membership_rejected.clone(),
         );
         r.register("ownership_takeovers", "IPs this node started announcing", metrics.ownership_changes.clone());
+        r.register(
+            "address_conflicts",
+            "New IPs another host on the LAN answered this node's probe for",
+            metrics.address_conflicts.clone(),
+        );
+        r.register("address_probes", "Address probes run (new IPs and re-checks)", metrics.address_probes.clone());
         r.register(
             "frames_read",
             "Frames the responders read from their filtered packet sockets",

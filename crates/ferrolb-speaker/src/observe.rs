@@ -19,7 +19,7 @@ use tracing::warn;
 
 use ferrolb_api::k8s::{EndpointSlice, LabelSelector, Node, ResourceExt, Secret, Service};
 use ferrolb_api::{
-    BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_BFD_INTERVAL_MS,
+    AddressConflict, BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPPeer, BGPSession, DEFAULT_BFD_INTERVAL_MS,
     DEFAULT_BFD_MINIMUM_TTL, DEFAULT_BFD_MULTIPLIER, DEFAULT_CONNECT_TIME, DEFAULT_HOLD_TIME, IPAddressPool,
     L2Advertisement, L2Announcement, PROXY_PROTOCOL, endpoint_ready, endpoint_serving_while_terminating,
     handles_service, ingress_ips, local_traffic_policy, parse_duration, recorded_pools, selector_from_k8s, service_key,
@@ -33,6 +33,7 @@ use ferrolb_runtime::{Tasks, watch_into, watch_into_with};
 use crate::bgp::report::ExistingSession;
 use crate::bgp::{Bfd, BgpAdvertisement, Peer};
 use crate::config::SpeakerConfig;
+use crate::conflicts::ConflictRecord;
 use crate::desired::{Advertisement, ExternalIp, NodeInfo, Selector};
 use crate::endpoints::Observed;
 use crate::records::ServiceRef;
@@ -53,6 +54,7 @@ pub(crate) struct Stores {
     bgp_advertisements: Store<BGPAdvertisement>,
     bgp_sessions: Store<BGPSession>,
     bfd_profiles: Store<BFDProfile>,
+    conflicts: Store<AddressConflict>,
     /// The namespace the speaker runs in.
     namespace: String,
     /// One store per Secret the speaker may read for BGPPeers' `passwordSecret`, by name.
@@ -80,6 +82,7 @@ impl Stores {
         let (bgp_advertisements, s8) = watch_into(Api::<BGPAdvertisement>::all(client.clone()), notify.clone());
         let (bgp_sessions, s9) = watch_into(Api::<BGPSession>::namespaced(client.clone(), namespace), notify.clone());
         let (bfd_profiles, s10) = watch_into(Api::<BFDProfile>::all(client.clone()), notify.clone());
+        let (conflicts, s11) = watch_into(Api::<AddressConflict>::all(client.clone()), notify.clone());
         let mut secret_streams = Vec::new();
         let mut secret_stores = BTreeMap::new();
         for name in password_secrets {
@@ -101,6 +104,7 @@ impl Stores {
                 s8.collect::<()>(),
                 s9.collect::<()>(),
                 s10.collect::<()>(),
+                s11.collect::<()>(),
                 futures::stream::select_all(secret_streams).collect::<()>()
             );
         });
@@ -115,6 +119,7 @@ impl Stores {
             bgp_advertisements,
             bgp_sessions,
             bfd_profiles,
+            conflicts,
             namespace: namespace.to_owned(),
             password_secrets: secret_stores,
         }
@@ -133,6 +138,7 @@ impl Stores {
             self.bgp_advertisements.wait_until_ready(),
             self.bgp_sessions.wait_until_ready(),
             self.bfd_profiles.wait_until_ready(),
+            self.conflicts.wait_until_ready(),
             futures::future::try_join_all(self.password_secrets.values().map(Store::wait_until_ready))
         )
         .map(|_| ())
@@ -191,8 +197,19 @@ impl Stores {
             },
             bgp_advertisements: self.bgp_advertisements.state().iter().filter_map(|a| bgp_advertisement(a)).collect(),
             bgp_sessions: self.bgp_sessions.state().iter().map(|s| existing_session(s)).collect(),
+            conflicts: self.conflicts.state().iter().filter_map(|c| conflict_record(c)).collect(),
         }
     }
+}
+
+/// An `AddressConflict` as the conflict tracker reads it; `None` when its IP does not parse.
+fn conflict_record(conflict: &AddressConflict) -> Option<ConflictRecord> {
+    Some(ConflictRecord {
+        ip: conflict.spec.ip.parse().ok()?,
+        node: conflict.spec.node.clone(),
+        interface: conflict.spec.interface.clone(),
+        resource_version: conflict.resource_version(),
+    })
 }
 
 /// What forward mode reads, converted.
@@ -233,6 +250,8 @@ pub(crate) struct Snapshot {
     pub(crate) bgp_advertisements: Vec<BgpAdvertisement>,
     /// The `BGPSession` records in this speaker's namespace.
     pub(crate) bgp_sessions: Vec<ExistingSession>,
+    /// Every `AddressConflict`.
+    pub(crate) conflicts: Vec<ConflictRecord>,
 }
 
 fn service_ref(svc: &Service) -> ServiceRef {

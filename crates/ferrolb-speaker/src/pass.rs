@@ -13,6 +13,9 @@
 //!   by name), so each change gives one Event, not one per speaker.
 //! - Records: the owner writes an IP's `L2Announcement`, the janitor removes stale ones ([`crate::records`]);
 //!   every node keeps its own `BGPSession` records ([`crate::bgp::report`]).
+//! - A new IP is probed for before this node first announces it ([`crate::conflicts`]): it is withheld
+//!   (neither announced nor placed, so no Event or record says it is) until the probe comes back quiet;
+//!   when another host answers, the Services get an `AddressConflict` Warning and the IP stays dark.
 //! - Forward mode skips endpoints on nodes that left the membership ([`crate::departed`]): Kubernetes
 //!   keeps a dead node's pods ready for tens of seconds, the membership knows in a fraction of a second.
 //! - BGP: every eligible node advertises (no single owner, [`crate::bgp::placement`]); in forward mode it
@@ -31,6 +34,10 @@ use crate::absent::AbsenceTracker;
 use crate::bgp::peer::PeerStatus;
 use crate::bgp::placement::{self as bgp_placement, BgpAdvertisement, BgpConfig, BgpOrder, NodeAddresses, Peer};
 use crate::bgp::report::{self as bgp_report, ExistingSession, SessionWrite};
+use crate::conflicts::{
+    ConflictRecord, ConflictTracker, ConflictWrite, Observed as ConflictsSeen, ProbeOrder, ProbeResult, ProbeSettings,
+    conflict_note,
+};
 use crate::departed::Departures;
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
 use crate::endpoints::{EndpointTracker, Observed};
@@ -72,6 +79,8 @@ pub struct Inputs<'a> {
     pub forwarding: Option<Forwarding<'a>>,
     /// BGP mode's inputs.
     pub bgp: Bgp<'a>,
+    /// Address conflict detection's inputs.
+    pub conflicts: Conflicts<'a>,
     /// The wall-clock time, RFC 3339, for the `since` of IPs taken now.
     pub wall_clock: &'a str,
 }
@@ -87,6 +96,17 @@ pub struct Bgp<'a> {
     pub statuses: &'a BTreeMap<String, PeerStatus>,
     /// The `BGPSession` records in this speaker's namespace.
     pub sessions: &'a [ExistingSession],
+}
+
+/// What address conflict detection reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Conflicts<'a> {
+    /// The probe's timings; `None`: no probing (every IP is announced at once).
+    pub settings: Option<ProbeSettings>,
+    /// The `AddressConflict` records that exist.
+    pub records: &'a [ConflictRecord],
+    /// Probe results since the last pass.
+    pub results: &'a [ProbeResult],
 }
 
 /// What forward mode's plan reads.
@@ -130,6 +150,12 @@ pub struct Pass {
     pub records: Vec<Write>,
     /// `BGPSession` writes (empty: nothing to write).
     pub bgp_sessions: Vec<SessionWrite>,
+    /// Probes to run (their results come back as [`Conflicts::results`]).
+    pub probes: Vec<ProbeOrder>,
+    /// How many conflicts were found in this pass.
+    pub conflicts_found: u64,
+    /// `AddressConflict` writes.
+    pub conflict_writes: Vec<ConflictWrite>,
     /// When the next pass must run at the latest (endpoints settling, a drain ending, a missing speaker
     /// becoming reportable); `None`: only on a change.
     pub wake_at: Option<Instant>,
@@ -143,6 +169,7 @@ pub struct State {
     endpoints: EndpointTracker,
     absence: AbsenceTracker,
     departures: Departures,
+    conflicts: ConflictTracker,
     /// The placement of every IP after the last pass.
     placed: BTreeMap<IpAddr, Placement>,
     /// When this node took each IP it announces (RFC 3339).
@@ -172,6 +199,7 @@ impl State {
             endpoints: EndpointTracker::default(),
             absence: AbsenceTracker::default(),
             departures: Departures::default(),
+            conflicts: ConflictTracker::default(),
             placed: BTreeMap::new(),
             since: BTreeMap::new(),
             peers,
@@ -235,10 +263,8 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         }));
     }
 
-    let placed = if view.settled { place(&me, inputs.ips, &cluster) } else { BTreeMap::new() };
-    let changed: Vec<(IpAddr, Placement)> =
-        placed.iter().filter(|(ip, p)| state.placed.get(ip) != Some(p)).map(|(ip, p)| (*ip, p.clone())).collect();
-    let announce = L2Order {
+    let mut placed = if view.settled { place(&me, inputs.ips, &cluster) } else { BTreeMap::new() };
+    let mut announce = L2Order {
         links: inputs.links.to_vec(),
         ips: placed
             .iter()
@@ -250,6 +276,45 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             })
             .collect(),
     };
+    // Address conflicts: new IPs are probed first; an IP being probed or in conflict is withheld, as if not
+    // placed here at all.
+    let mut probes = Vec::new();
+    let mut conflict_writes = Vec::new();
+    let mut conflicts_found = 0;
+    if let (true, Some(settings)) = (view.settled, inputs.conflicts.settings) {
+        let seen = ConflictsSeen {
+            me: &me,
+            janitor,
+            live: &view.members,
+            ips: inputs.ips,
+            placed: &placed,
+            mine: &announce.ips,
+            links: inputs.links,
+            records: inputs.conflicts.records,
+            results: inputs.conflicts.results,
+            wall_clock: inputs.wall_clock,
+        };
+        let decision = state.conflicts.decide(&seen, settings, now);
+        for ip in &decision.withhold {
+            placed.remove(ip);
+            announce.ips.remove(ip);
+        }
+        for (ip, answer) in &decision.found {
+            conflicts_found += 1;
+            let note = conflict_note(&me, *ip, answer);
+            let services = inputs.ips.iter().filter(|e| e.ip == *ip).flat_map(|e| &e.services);
+            events.extend(services.filter_map(|s| inputs.services.get(s)).map(|service| OutEvent {
+                regarding: Regarding::Service(service.clone()),
+                reason: Reason::AddressConflict,
+                note: note.clone(),
+            }));
+        }
+        wake_by(&mut wake_at, decision.wake_at);
+        probes = decision.probes;
+        conflict_writes = decision.writes;
+    }
+    let changed: Vec<(IpAddr, Placement)> =
+        placed.iter().filter(|(ip, p)| state.placed.get(ip) != Some(p)).map(|(ip, p)| (*ip, p.clone())).collect();
     let bgp_config = BgpConfig { peers: inputs.bgp.peers, advertisements: inputs.bgp.advertisements };
     let bgp = bgp_placement::order(
         &me,
@@ -375,6 +440,9 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         takeovers,
         records,
         bgp_sessions,
+        probes,
+        conflicts_found,
+        conflict_writes,
         wake_at,
     }
 }

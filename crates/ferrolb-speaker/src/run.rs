@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -23,12 +23,13 @@ use crate::announce::Announcer;
 use crate::bgp::BgpAnnouncer;
 use crate::bgp::bfd::BfdEndpoint;
 use crate::config::SpeakerConfig;
+use crate::conflicts::{Answer, ProbeOrder, ProbeResult};
 use crate::error::{Error, Result};
-use crate::l2::{L2Announcer, read_links};
+use crate::l2::{L2Announcer, Link, read_links};
 use crate::membership::{Membership, MembershipSettings};
 use crate::metrics::Metrics;
 use crate::observe::Stores;
-use crate::pass::{Bgp, DRAIN, ForwardOrder, Forwarding, Inputs, Pass, State, pass};
+use crate::pass::{Bgp, Conflicts, DRAIN, ForwardOrder, Forwarding, Inputs, Pass, State, pass};
 use crate::writer::{Outbox, writer_task};
 
 /// How often the kernel path checks that its nftables table is still there.
@@ -131,6 +132,9 @@ pub async fn run(
     let mut reannounce = config.reannounce_every.map(|every| tokio::time::interval_at(Instant::now() + every, every));
     // Something else may delete ferrolb's table (a firewall reload, `nft flush ruleset`): check it often.
     let mut table_check = tokio::time::interval(TABLE_CHECK);
+    // Address probes run on blocking threads and report here; the next pass reads what arrived.
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeResult>();
+    let mut probe_results: Vec<ProbeResult> = Vec::new();
     loop {
         health.beat();
         if let Some(failure) = l2.failed().or_else(|| bgp.failed()) {
@@ -154,6 +158,12 @@ pub async fn run(
                     warn!(error = %e, reason = e.label(), "could not repair the forwarding table");
                 }
                 continue;
+            }
+            Some(result) = probe_rx.recv() => {
+                probe_results.push(result);
+                while let Ok(more) = probe_rx.try_recv() {
+                    probe_results.push(more);
+                }
             }
             _ = heartbeat.tick() => continue,
             _ = resync.tick() => {}
@@ -185,11 +195,23 @@ pub async fn run(
                 statuses: &statuses,
                 sessions: &snapshot.bgp_sessions,
             },
+            conflicts: Conflicts {
+                settings: config.conflict_probe,
+                records: &snapshot.conflicts,
+                results: &probe_results,
+            },
             wall_clock: &wall_clock,
         };
         let now = Instant::now();
         let turn = pass(&mut state, &inputs, now.into_std());
+        probe_results.clear();
         wake_at = turn.wake_at.map(Instant::from_std);
+        if let Some(settings) = config.conflict_probe {
+            for order in &turn.probes {
+                metrics.address_probes.inc();
+                start_probe(order.clone(), &links, settings.window, probe_tx.clone());
+            }
+        }
         let io = Io {
             membership: &membership,
             l2: &mut l2,
@@ -243,6 +265,9 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
         takeovers,
         records,
         bgp_sessions,
+        probes: _,
+        conflicts_found,
+        conflict_writes,
         wake_at: _,
     } = turn;
     if let Some(peers) = peers {
@@ -277,7 +302,32 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
     if !bgp_sessions.is_empty() {
         io.outbox.sessions(bgp_sessions);
     }
+    io.metrics.address_conflicts.inc_by(conflicts_found);
+    for write in conflict_writes {
+        io.outbox.conflict(write);
+    }
     forwarded
+}
+
+/// Runs one probe on a blocking thread, on each of its interfaces in turn, and reports the first answer.
+/// A probe that cannot run (no such interface any more, a socket error) reports no answer: detection is
+/// best effort and must never keep an address dark.
+fn start_probe(order: ProbeOrder, links: &[Link], window: Duration, results: mpsc::UnboundedSender<ProbeResult>) {
+    let links: Vec<Link> = links.iter().filter(|l| order.interfaces.contains(&l.name)).cloned().collect();
+    tokio::task::spawn_blocking(move || {
+        let mut answer = None;
+        for link in &links {
+            match crate::l2::probe::probe(link, order.ip, window) {
+                Ok(Some(mac)) => {
+                    answer = Some(Answer { mac, interface: link.name.clone() });
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(ip = %order.ip, interface = %link.name, error = %e, "probing for an address failed"),
+            }
+        }
+        let _ = results.send(ProbeResult { ip: order.ip, answer, recheck: order.recheck });
+    });
 }
 
 async fn forward(dp: &mut Dataplane, order: &ForwardOrder) -> bool {

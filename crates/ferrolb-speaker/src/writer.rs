@@ -1,7 +1,8 @@
-//! The speaker's API writes: `L2Announcement` records and Events. They run in a task of their own, off the
-//! placement loop ([`crate::run`]), so a slow or absent API server never delays an announcement. Record
-//! writes are level-based (the newest batch replaces an unsent one: a later pass redoes what is still
-//! needed); Events are retried with backoff for about ten minutes, so none is lost to a short outage.
+//! The speaker's API writes: `L2Announcement` and `BGPSession` records, `AddressConflict`s and Events. They
+//! run in a task of their own, off the placement loop ([`crate::run`]), so a slow or absent API server never
+//! delays an announcement. Record writes are level-based (the newest batch replaces an unsent one: a later
+//! pass redoes what is still needed); Events and `AddressConflict` writes are one-off, so they are retried
+//! with backoff for about ten minutes, and none is lost to a short outage.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,9 +16,10 @@ use tracing::{debug, warn};
 
 use ferrolb_api::k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use ferrolb_api::k8s::{Event as K8sEvent, ObjectReference, jiff};
-use ferrolb_api::{BGPSession, L2Announcement};
+use ferrolb_api::{AddressConflict, BGPSession, L2Announcement};
 
 use crate::bgp::report::SessionWrite;
+use crate::conflicts::ConflictWrite;
 use crate::events::{OutEvent, Regarding};
 use crate::records::Write;
 
@@ -82,6 +84,13 @@ pub(crate) struct Outbox {
     records: watch::Sender<Vec<Write>>,
     sessions: watch::Sender<Vec<SessionWrite>>,
     events: mpsc::UnboundedSender<OutEvent>,
+    conflicts: mpsc::UnboundedSender<ConflictWrite>,
+}
+
+/// A one-off write that failed, to be tried again.
+enum Retry {
+    Event(OutEvent),
+    Conflict(ConflictWrite),
 }
 
 impl Outbox {
@@ -99,6 +108,11 @@ impl Outbox {
     pub(crate) fn event(&self, event: OutEvent) {
         let _ = self.events.send(event);
     }
+
+    /// Queues an `AddressConflict` write.
+    pub(crate) fn conflict(&self, write: ConflictWrite) {
+        let _ = self.conflicts.send(write);
+    }
 }
 
 /// The writer task of speaker `me` (whose `BGPSession` records live in `namespace`) and the [`Outbox`] that
@@ -111,10 +125,11 @@ pub(crate) fn writer_task(
     let (records, mut records_rx) = watch::channel::<Vec<Write>>(Vec::new());
     let (sessions, mut sessions_rx) = watch::channel::<Vec<SessionWrite>>(Vec::new());
     let (events, mut events_rx) = mpsc::unbounded_channel::<OutEvent>();
+    let (conflicts, mut conflicts_rx) = mpsc::unbounded_channel::<ConflictWrite>();
     let writer = Writer { client, namespace };
     let task = async move {
-        // Events that failed (an API outage): retried with backoff so none is lost to a short outage.
-        let mut retries: Vec<(Instant, OutEvent, u32)> = Vec::new();
+        // One-off writes that failed (an API outage): retried with backoff so none is lost to a short outage.
+        let mut retries: Vec<(Instant, Retry, u32)> = Vec::new();
         loop {
             let next_retry = retries.iter().map(|r| r.0).min();
             let retry_due = async {
@@ -136,22 +151,36 @@ pub(crate) fn writer_task(
                 }
                 Some(event) = events_rx.recv() => {
                     if !writer.publish(&event, &me).await {
-                        retries.push((Instant::now() + Duration::from_secs(1), event, 1));
+                        retries.push((Instant::now() + Duration::from_secs(1), Retry::Event(event), 1));
+                    }
+                }
+                Some(write) = conflicts_rx.recv() => {
+                    if !writer.conflict(&write).await {
+                        retries.push((Instant::now() + Duration::from_secs(1), Retry::Conflict(write), 1));
                     }
                 }
                 () = retry_due => {
                     let now = Instant::now();
                     let (due, later): (Vec<_>, Vec<_>) = retries.drain(..).partition(|r| r.0 <= now);
                     retries = later;
-                    for (_, event, attempts) in due {
-                        if writer.publish(&event, &me).await {
+                    for (_, pending, attempts) in due {
+                        let done = match &pending {
+                            Retry::Event(event) => writer.publish(event, &me).await,
+                            Retry::Conflict(write) => writer.conflict(write).await,
+                        };
+                        if done {
                             continue;
                         }
                         if attempts >= EVENT_ATTEMPTS {
-                            warn!(regarding = %event.regarding.name(), note = %event.note, "giving up on an event");
+                            match &pending {
+                                Retry::Event(event) => {
+                                    warn!(regarding = %event.regarding.name(), note = %event.note, "giving up on an event")
+                                }
+                                Retry::Conflict(write) => warn!(?write, "giving up on an AddressConflict write"),
+                            }
                         } else {
                             let backoff = Duration::from_secs(1 << attempts.min(6));
-                            retries.push((Instant::now() + backoff, event, attempts + 1));
+                            retries.push((Instant::now() + backoff, pending, attempts + 1));
                         }
                     }
                 }
@@ -159,7 +188,7 @@ pub(crate) fn writer_task(
             }
         }
     };
-    (Outbox { records, sessions, events }, task)
+    (Outbox { records, sessions, events, conflicts }, task)
 }
 
 /// Performs the API writes.
@@ -248,6 +277,47 @@ impl Writer {
                     Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
                     Ok(Err(e)) => warn!(%name, error = %e, "removing a BGPSession failed"),
                     Err(_) => warn!(%name, "removing a BGPSession timed out"),
+                }
+            }
+        }
+    }
+
+    /// Creates, replaces or deletes an `AddressConflict`; returns whether it is done (a delete of one that
+    /// is gone or was rewritten since it was read counts as done).
+    async fn conflict(&self, write: &ConflictWrite) -> bool {
+        let api: Api<AddressConflict> = Api::all(self.client.clone());
+        match write {
+            ConflictWrite::Apply { name, spec } => {
+                let obj = AddressConflict::new(name, spec.clone());
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                match tokio::time::timeout(API_TIMEOUT, api.patch(name, &params, &Patch::Apply(&obj))).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => {
+                        warn!(%name, error = %e, "writing an AddressConflict failed; will retry");
+                        false
+                    }
+                    Err(_) => {
+                        warn!(%name, "writing an AddressConflict timed out; will retry");
+                        false
+                    }
+                }
+            }
+            ConflictWrite::Delete { name, resource_version } => {
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions { resource_version: resource_version.clone(), uid: None }),
+                    ..Default::default()
+                };
+                match tokio::time::timeout(API_TIMEOUT, api.delete(name, &params)).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => true,
+                    Ok(Err(e)) => {
+                        warn!(%name, error = %e, "removing an AddressConflict failed; will retry");
+                        false
+                    }
+                    Err(_) => {
+                        warn!(%name, "removing an AddressConflict timed out; will retry");
+                        false
+                    }
                 }
             }
         }

@@ -71,6 +71,15 @@ pub struct SpeakerArgs {
     /// number is seconds; 0: only when taking an IP).
     #[arg(long, default_value = "0", env = "FERROLB_REANNOUNCE_INTERVAL", value_parser = crate::duration::parse)]
     pub reannounce_interval: Duration,
+    /// Before first announcing a new external IP, probe for it this long (ARP probes, IPv6 duplicate address
+    /// detection) and announce nothing if another host answers: an address conflict (0: no probing).
+    #[arg(long, default_value = "200ms", env = "FERROLB_CONFLICT_PROBE_TIME", value_parser = crate::duration::parse_probe)]
+    pub conflict_probe_time: Duration,
+    /// How often the node that found an address conflict checks whether it is gone (then the address may be
+    /// handed out again).
+    #[arg(long, default_value = "60s", env = "FERROLB_CONFLICT_RECHECK_INTERVAL",
+          value_parser = crate::duration::parse_positive)]
+    pub conflict_recheck_interval: Duration,
     /// The address other speakers reach this one on; default: the Node's first InternalIP.
     #[arg(long, env = "FERROLB_MEMBERSHIP_ADDRESS")]
     pub membership_address: Option<std::net::IpAddr>,
@@ -105,7 +114,7 @@ pub enum ForwardPathArg {
     Auto,
     /// nftables DNAT to the endpoints (fastest; keeps the client address with externalTrafficPolicy Local).
     Kernel,
-    /// A userspace relay to the node's own NodePort (portable; optional PROXY protocol v2).
+    /// A userspace relay to the endpoints (portable; optional PROXY protocol v2).
     Userspace,
 }
 

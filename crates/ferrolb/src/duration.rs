@@ -43,6 +43,21 @@ pub fn parse_positive(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The longest address probe: a new Service's address is dark while it is probed.
+pub const MAX_PROBE: Duration = Duration::from_secs(10);
+
+/// An address probe's window: 0 (no probing) or 10 ms to [`MAX_PROBE`].
+pub fn parse_probe(text: &str) -> Result<Duration, String> {
+    let duration = parse(text)?;
+    if !duration.is_zero() && (duration < Duration::from_millis(10) || duration > MAX_PROBE) {
+        return Err(format!(
+            "{text:?}: a probe listens 10ms to 10s (0 turns probing off; the default is 200ms): a new Service's \
+             address is not announced while it is probed"
+        ));
+    }
+    Ok(duration)
+}
+
 /// A lease duration: whole seconds (a Lease records seconds), at least 1 s.
 pub fn parse_lease(text: &str) -> Result<Duration, String> {
     let duration = parse_positive(text)?;

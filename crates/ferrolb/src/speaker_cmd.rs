@@ -9,7 +9,7 @@ use ferrolb_forward::dataplane::{ForwardOptions, ForwardPath};
 use ferrolb_runtime::Health;
 use ferrolb_speaker::l2::InterfacePolicy;
 use ferrolb_speaker::membership::MembershipKey;
-use ferrolb_speaker::{MembershipOptions, SpeakerConfig};
+use ferrolb_speaker::{MembershipOptions, ProbeSettings, SpeakerConfig};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -36,6 +36,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             address: args.membership_address,
         },
         reannounce_every: (!args.reannounce_interval.is_zero()).then_some(args.reannounce_interval),
+        conflict_probe: (!args.conflict_probe_time.is_zero())
+            .then_some(ProbeSettings { window: args.conflict_probe_time, recheck: args.conflict_recheck_interval }),
         forward: (args.mode == Mode::Forward).then_some(ForwardOptions {
             path: match args.forward_path {
                 ForwardPathArg::Auto => ForwardPath::Auto,

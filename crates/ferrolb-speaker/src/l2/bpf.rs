@@ -1,5 +1,7 @@
-//! The classic BPF program the kernel runs on the responder's packet socket, so the responder thread wakes
-//! only for ARP requests and IPv6 neighbour solicitations instead of every frame on the interface.
+//! The classic BPF programs the kernel runs on the speaker's packet sockets, so a thread wakes only for the
+//! frames it reads instead of every frame on the interface: the responder's ARP requests and IPv6 neighbour
+//! solicitations ([`arp_and_solicitations`]), and a conflict probe's ARP and neighbour discovery
+//! ([`claims`]).
 //!
 //! The filter is only a pre-filter: [`ferrolb_packet::parse`] still validates every frame it lets through
 //! (hop limit, checksum, options). It looks at fixed offsets of an untagged Ethernet frame (the kernel hands
@@ -44,6 +46,7 @@ const NEXT_HEADER_ICMPV6: u32 = 58;
 /// Ethernet header (14) + fixed IPv6 header (40): the ICMPv6 type, when no extension header intervenes.
 const ICMPV6_TYPE_OFFSET: u32 = 54;
 const NEIGHBOR_SOLICIT: u32 = 135;
+const NEIGHBOR_ADVERT: u32 = 136;
 
 /// The filter: accept ARP requests and ICMPv6 neighbour solicitations, drop everything else.
 pub fn arp_and_solicitations() -> Vec<Instruction> {
@@ -61,6 +64,25 @@ pub fn arp_and_solicitations() -> Vec<Instruction> {
         /* 8 */ jump(NEIGHBOR_SOLICIT, 0, 1), // solicitation: 9, else 10
         /* 9 */ op(RETURN, ACCEPT),
         /* 10 */ op(RETURN, 0),
+    ]
+}
+
+/// The probe's filter: accept every ARP frame and ICMPv6 neighbour solicitations and advertisements (the
+/// answers to a probe, and anyone else probing), drop everything else.
+pub fn claims() -> Vec<Instruction> {
+    let op = |code, k| Instruction { code, jt: 0, jf: 0, k };
+    let jump = |k, jt, jf| Instruction { code: JUMP_IF_EQUAL, jt, jf, k };
+    vec![
+        /* 0 */ op(LOAD_HALF, ETHERTYPE_OFFSET),
+        /* 1 */ jump(ETHERTYPE_ARP, 6, 0), // ARP: 8 (accept), else 2
+        /* 2 */ jump(ETHERTYPE_IPV6, 0, 6), // IPv6: 3, else 9 (drop)
+        /* 3 */ op(LOAD_BYTE, IPV6_NEXT_HEADER_OFFSET),
+        /* 4 */ jump(NEXT_HEADER_ICMPV6, 0, 4), // ICMPv6: 5, else 9
+        /* 5 */ op(LOAD_BYTE, ICMPV6_TYPE_OFFSET),
+        /* 6 */ jump(NEIGHBOR_SOLICIT, 1, 0), // solicitation: 8, else 7
+        /* 7 */ jump(NEIGHBOR_ADVERT, 0, 1), // advertisement: 8, else 9
+        /* 8 */ op(RETURN, ACCEPT),
+        /* 9 */ op(RETURN, 0),
     ]
 }
 

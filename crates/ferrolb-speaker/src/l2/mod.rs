@@ -16,6 +16,7 @@ mod error;
 pub mod links;
 mod multicast;
 pub mod netlink;
+pub mod probe;
 mod responder;
 
 pub use announcer::{L2Announcer, L2Order};

@@ -59,7 +59,7 @@ impl Responder {
     /// Opens the filtered socket on `link` and starts the thread, answering for nothing yet.
     pub(crate) fn start(link: &Link, metrics: Metrics) -> Result<Responder, Error> {
         let iface = interface(link);
-        let Channel::Ethernet(tx, mut rx) = open_channel(&iface)? else {
+        let Channel::Ethernet(tx, mut rx) = open_channel(&iface, &bpf::arp_and_solicitations(), READ_TIMEOUT)? else {
             return Err(Error::NotEthernet(link.name.clone()));
         };
         let mac = link.mac;
@@ -105,7 +105,7 @@ impl Responder {
 }
 
 /// The `pnet_datalink` view of `link`, which is all `pnet_datalink::channel` needs to bind a socket to it.
-fn interface(link: &Link) -> NetworkInterface {
+pub(super) fn interface(link: &Link) -> NetworkInterface {
     let [a, b, c, d, e, f] = link.mac.0;
     NetworkInterface {
         name: link.name.clone(),
@@ -117,16 +117,20 @@ fn interface(link: &Link) -> NetworkInterface {
     }
 }
 
-/// A raw packet socket on `iface` that passes only what [`bpf::arp_and_solicitations`] accepts.
-fn open_channel(iface: &NetworkInterface) -> Result<Channel, Error> {
+/// A raw packet socket on `iface` that passes only what `filter` accepts, reads blocking at most
+/// `read_timeout`.
+pub(super) fn open_channel(
+    iface: &NetworkInterface,
+    filter: &[bpf::Instruction],
+    read_timeout: Duration,
+) -> Result<Channel, Error> {
     // Protocol 0: the socket hears nothing until pnet binds it to the interface with ETH_P_ALL, and by then
     // the filter is attached, so no unfiltered frame (from any interface) is ever queued on it.
     let socket = Socket::new(Domain::PACKET, Type::RAW, None).map_err(Error::PacketSocket)?;
-    let program: Vec<SockFilter> =
-        bpf::arp_and_solicitations().iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
+    let program: Vec<SockFilter> = filter.iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect();
     socket.attach_filter(&program).map_err(Error::Filter)?;
     let config = pnet_datalink::Config {
-        read_timeout: Some(READ_TIMEOUT),
+        read_timeout: Some(read_timeout),
         promiscuous: false,
         // pnet takes the descriptor over: it binds it to the interface and closes it (also on failure).
         socket_fd: Some(socket.into_raw_fd()),

@@ -12,6 +12,7 @@ use ferrolb_packet::Mac;
 
 use super::*;
 use crate::bgp::placement::{BgpAdvertisement, Peer};
+use crate::conflicts::{ConflictRecord, ProbeResult, ProbeSettings};
 use crate::desired::EXCLUDE_LABEL;
 
 const IP: &str = "198.51.100.200";
@@ -40,6 +41,9 @@ struct World {
     bgp_advertisements: Vec<BgpAdvertisement>,
     bgp_statuses: BTreeMap<String, PeerStatus>,
     bgp_sessions: Vec<ExistingSession>,
+    probe: Option<ProbeSettings>,
+    conflicts: Vec<ConflictRecord>,
+    probe_results: Vec<ProbeResult>,
 }
 
 impl World {
@@ -111,6 +115,9 @@ impl World {
             bgp_advertisements: Vec::new(),
             bgp_statuses: BTreeMap::new(),
             bgp_sessions: Vec::new(),
+            probe: None,
+            conflicts: Vec::new(),
+            probe_results: Vec::new(),
         }
     }
 
@@ -202,6 +209,7 @@ impl World {
                 statuses: &self.bgp_statuses,
                 sessions: &self.bgp_sessions,
             },
+            conflicts: Conflicts { settings: self.probe, records: &self.conflicts, results: &self.probe_results },
             wall_clock: "t0",
         };
         pass(state, &inputs, now)
@@ -458,4 +466,48 @@ fn forwarding_skips_endpoints_on_a_node_that_left_the_membership() {
     world.view.members.insert("node-1".into());
     let turn = world.pass(&mut st, Instant::now());
     assert_eq!(endpoints(&turn), ["192.0.2.5:8080", "192.0.2.70:8080"], "it rejoined");
+}
+
+#[test]
+fn a_new_ip_is_announced_only_after_its_probe_and_a_conflict_keeps_it_dark_with_a_warning() {
+    let mut world = World::new(&["node-1"]);
+    world.probe = Some(ProbeSettings { window: Duration::from_millis(200), recheck: Duration::from_secs(60) });
+    let ips = std::mem::take(&mut world.ips);
+    let mut st = state("node-1", &world);
+    let start = Instant::now();
+    world.pass(&mut st, start);
+    // The IP appears after the start: probed, not announced, no Event, no record yet.
+    world.ips = ips;
+    let turn = world.pass(&mut st, start);
+    assert_eq!(turn.probes.len(), 1);
+    assert!(turn.announce.ips.is_empty() && turn.events.is_empty() && turn.records.is_empty());
+    // Another host answered: a Warning naming the MAC, an AddressConflict record, still dark.
+    world.probe_results = vec![ProbeResult {
+        ip: ip(),
+        answer: Some(crate::conflicts::Answer { mac: Mac([2, 0, 0, 0, 0, 0x99]), interface: "eth0".into() }),
+        recheck: false,
+    }];
+    let turn = world.pass(&mut st, start + Duration::from_millis(30));
+    assert!(turn.announce.ips.is_empty());
+    assert_eq!(turn.conflicts_found, 1);
+    assert_eq!(turn.conflict_writes.len(), 1);
+    let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
+    assert_eq!(event.reason, Reason::AddressConflict);
+    assert!(event.note.contains("02:00:00:00:00:99 answered node-1's ARP probe on eth0"), "{}", event.note);
+}
+
+#[test]
+fn a_quiet_probe_lets_the_ip_be_announced_with_its_event() {
+    let mut world = World::new(&["node-1"]);
+    world.probe = Some(ProbeSettings { window: Duration::from_millis(200), recheck: Duration::from_secs(60) });
+    let ips = std::mem::take(&mut world.ips);
+    let mut st = state("node-1", &world);
+    let start = Instant::now();
+    world.pass(&mut st, start);
+    world.ips = ips;
+    world.pass(&mut st, start);
+    world.probe_results = vec![ProbeResult { ip: ip(), answer: None, recheck: false }];
+    let turn = world.pass(&mut st, start + Duration::from_millis(200));
+    assert_eq!(turn.announce.ips[&ip()], ["eth0"]);
+    assert_eq!(turn.events.iter().filter(|e| e.reason == Reason::Announcing).count(), 1);
 }

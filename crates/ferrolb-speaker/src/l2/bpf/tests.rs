@@ -132,3 +132,22 @@ fn every_jump_lands_inside_the_program() {
     }
     assert_eq!(program.last().map(|i| i.code), Some(RETURN));
 }
+
+#[test]
+fn the_probe_filter_passes_every_arp_frame_and_neighbour_discovery_only() {
+    let claims_filter = |frame: &[u8]| run(&claims(), frame) > 0;
+    let ip: Ipv4Addr = "198.51.100.10".parse().expect("address");
+    assert!(claims_filter(&arp_reply(THEIRS, ip, OURS, Ipv4Addr::UNSPECIFIED)), "a reply to our probe");
+    assert!(claims_filter(&gratuitous_arp(THEIRS, ip, GratuitousForm::Request)));
+    assert!(claims_filter(&ferrolb_packet::arp_probe(THEIRS, ip)), "someone else probing");
+    let ip6: Ipv6Addr = "2001:db8::10".parse().expect("address");
+    assert!(claims_filter(&neighbor_advertisement(THEIRS, ip6, None)), "an answer to our solicitation");
+    assert!(claims_filter(&ferrolb_packet::dad_solicitation(THEIRS, ip6)), "someone else probing");
+    assert!(claims_filter(&ipv6_frame(58, &[], 135)));
+    assert!(!claims_filter(&ipv6_frame(58, &[], 128)), "an echo request");
+    assert!(!claims_filter(&ipv6_frame(17, &[], 136)), "not ICMPv6");
+    let mut ipv4 = gratuitous_arp(THEIRS, ip, GratuitousForm::Request);
+    ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+    assert!(!claims_filter(&ipv4), "IPv4");
+    assert_eq!(run(&claims(), &[0u8; 4]), 0, "a runt frame");
+}

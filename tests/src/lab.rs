@@ -242,6 +242,24 @@ impl Lab {
         Ok(pods)
     }
 
+    /// Checks a [`Lab::probe_while`] report of a handover: no new connection may fail, except that up to
+    /// `handovers` of them may be reset (ECONNRESET) once connected, one per change of path at most.
+    ///
+    /// Why those: a connection whose handshake straddles the switch sends its SYN to the old node and its
+    /// final ACK to the new one (the client learnt the new MAC, or the router the new next hop, in between).
+    /// The new node's conntrack picks the ACK up mid-stream and kube-proxy DNATs it to a pod of its own
+    /// choosing, which answers an ACK for a connection it never saw with a reset. That is kube-proxy's state
+    /// per node, not a gap in the announcement: a probe attempt that times out, is refused or is
+    /// unreachable, or more resets than path changes, still fail the check.
+    pub fn assert_handover_lost_nothing(report: &serde_json::Value, handovers: u64, what: &str) {
+        let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
+        let resets = report["errors"]["ECONNRESET"].as_u64().unwrap_or(0);
+        assert!(
+            failures == resets && resets <= handovers,
+            "new connections failed {what} (at most {handovers} reset mid-handshake allowed): {report}"
+        );
+    }
+
     /// Runs the client's connection probe (a new TCP connection to `ip:port` every 10 ms), calls `act` once
     /// connections flow, and lets the probe run for at least `min_seconds` and until one second after `act`
     /// returns (10 minutes at most); returns the probe's JSON report (`failures`, `max_gap_ms`,

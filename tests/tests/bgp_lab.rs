@@ -472,7 +472,7 @@ async fn a_stopping_speaker_withdraws_before_it_ends_its_session(lab: &Lab) -> a
     let report = lab.probe_while(&ip, 80, 5, || lab.lab(&["stop-speaker", node]).map(drop)).await?;
     let output = tokio::task::spawn_blocking(move || watcher.wait_with_output()).await??;
     let samples = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(report["failures"], 0, "connections failed while {node}'s speaker stopped: {report}");
+    Lab::assert_handover_lost_nothing(&report, 1, &format!("while {node}'s speaker stopped"));
     let withdrawn_while_up = samples
         .lines()
         .any(|l| l.contains("nexthop") && !l.contains(&format!("via {address} ")) && l.contains("Established"));
@@ -496,7 +496,8 @@ async fn speakers_restarted_one_by_one_fail_no_connection(lab: &Lab) -> anyhow::
             Ok(())
         })
         .await?;
-    assert_eq!(report["failures"], 0, "connections failed while the speakers restarted: {report}");
+    // Each restart takes a next hop out and puts it back.
+    Lab::assert_handover_lost_nothing(&report, 2 * NODES.len() as u64, "while the speakers restarted");
     wait_next_hops(lab, &ip, &NODES, ROLL).await?;
     Ok(())
 }

@@ -478,7 +478,8 @@ async fn an_upgrade_rolls_every_pod_without_a_failed_connection(lab: &Lab) -> an
                 .map(drop)
         })
         .await?;
-    assert_eq!(report["failures"], 0, "new connections failed during the rolling upgrade: {report}");
+    // Three speakers roll: the IP moves off each owner and possibly back, so a few path changes.
+    Lab::assert_handover_lost_nothing(&report, 3, "during the rolling upgrade");
     assert_eq!(report["last_second_ok"], true, "{report}");
     let after = ferrolb_pod_identities(lab)?;
     assert_eq!(after.len(), 5, "{after:?}");
@@ -583,7 +584,7 @@ async fn a_drained_node_hands_its_ip_over_without_a_failed_connection(lab: &Lab)
                 .map(drop)
         })
         .await?;
-    assert_eq!(report["failures"], 0, "new connections failed while {owner} was drained: {report}");
+    Lab::assert_handover_lost_nothing(&report, 1, &format!("while {owner} was drained"));
     assert_eq!(report["last_second_ok"], true, "{report}");
     let next = wait_for("another node announcing", SOON, || async {
         Ok(lab.recorded_owner(DEMO_IP)?.filter(|n| *n != owner))

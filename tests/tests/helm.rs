@@ -323,13 +323,14 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
         ("", "namespaces", "list,watch"),
         ("ferrolb.io", "ipaddresspools", "list,watch,patch"),
         ("ferrolb.io", "ipaddresspools/status", "patch"),
+        ("ferrolb.io", "addressconflicts", "list,watch"),
         ("events.k8s.io", "events", "create,patch"),
     ]);
     assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-controller")?), controller);
     let lease = expect(&[("coordination.k8s.io", "leases", "create,get/ferrolb-controller,update/ferrolb-controller")]);
     assert_eq!(grants(find(&objects, "Role", "ferrolb-controller")?), lease);
-    // Derived from crates/ferrolb-speaker/src/observe.rs (ten reflectors) and writer.rs (L2Announcement
-    // apply/delete, BGPSession apply/status/delete in the release namespace, Events).
+    // Derived from crates/ferrolb-speaker/src/observe.rs (eleven reflectors) and writer.rs (L2Announcement
+    // and AddressConflict apply/delete, BGPSession apply/status/delete in the release namespace, Events).
     let speaker = expect(&[
         ("", "services", "list,watch"),
         ("", "nodes", "list,watch"),
@@ -340,6 +341,7 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
         ("ferrolb.io", "bgpadvertisements", "list,watch"),
         ("ferrolb.io", "bfdprofiles", "list,watch"),
         ("ferrolb.io", "l2announcements", "list,watch,create,patch,delete"),
+        ("ferrolb.io", "addressconflicts", "list,watch,create,patch,delete"),
         ("events.k8s.io", "events", "create"),
     ]);
     assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-speaker")?), speaker);

@@ -182,18 +182,7 @@ impl ConflictTracker {
                 Some(answer) => {
                     self.found.insert(result.ip, answer.clone());
                     decision.found.push((result.ip, answer.clone()));
-                    let services = seen.ips.iter().find(|e| e.ip == result.ip).map(|e| e.services.clone());
-                    decision.writes.push(ConflictWrite::Apply {
-                        name: address_conflict_name(result.ip),
-                        spec: AddressConflictSpec {
-                            ip: result.ip.to_string(),
-                            mac: answer.mac.to_string(),
-                            node: seen.me.to_owned(),
-                            interface: answer.interface.clone(),
-                            detected: seen.wall_clock.to_owned(),
-                            services: services.into_iter().flatten().collect(),
-                        },
-                    });
+                    decision.writes.push(record_write(seen, result.ip, answer));
                     // The first check that it is gone comes one interval from now.
                     self.next_recheck.insert(result.ip, now + settings.recheck);
                 }
@@ -251,6 +240,18 @@ impl ConflictTracker {
             wake(&mut decision.wake_at, now + settings.window + PROBE_GRACE);
         }
 
+        // A conflict found here whose record never appeared (the API was away longer than the writer
+        // retries): written again each interval, or the controller would never move the Service.
+        for (ip, answer) in self.found.iter().filter(|(ip, _)| in_use.contains(ip) && !records.contains_key(ip)) {
+            let due = self.next_recheck.entry(*ip).or_insert(now + settings.recheck);
+            if now < *due {
+                wake(&mut decision.wake_at, *due);
+                continue;
+            }
+            *due = now + settings.recheck;
+            decision.writes.push(record_write(seen, *ip, answer));
+        }
+
         // Forget what is no longer in use or recorded; an address handed out again is probed again.
         known.retain(|ip| in_use.contains(ip));
         self.probing.retain(|ip, _| in_use.contains(ip));
@@ -258,6 +259,22 @@ impl ConflictTracker {
         self.rechecking.retain(|ip, _| records.contains_key(ip));
         self.next_recheck.retain(|ip, _| records.contains_key(ip) || self.found.contains_key(ip));
         decision
+    }
+}
+
+/// The `AddressConflict` for `ip`, found by this node now.
+fn record_write(seen: &Observed<'_>, ip: IpAddr, answer: &Answer) -> ConflictWrite {
+    let services = seen.ips.iter().find(|e| e.ip == ip).map(|e| e.services.clone());
+    ConflictWrite::Apply {
+        name: address_conflict_name(ip),
+        spec: AddressConflictSpec {
+            ip: ip.to_string(),
+            mac: answer.mac.to_string(),
+            node: seen.me.to_owned(),
+            interface: answer.interface.clone(),
+            detected: seen.wall_clock.to_owned(),
+            services: services.into_iter().flatten().collect(),
+        },
     }
 }
 

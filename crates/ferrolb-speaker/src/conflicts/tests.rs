@@ -190,3 +190,21 @@ fn a_recorded_conflict_is_not_announced_by_anyone_and_the_janitor_rechecks_for_a
     assert_eq!(decision.probes.len(), 1);
     assert!(decision.probes[0].recheck);
 }
+
+#[test]
+fn a_record_that_never_appeared_is_written_again_each_interval() {
+    let mut tracker = ConflictTracker::default();
+    let start = Instant::now();
+    World::default().decide(&mut tracker, start);
+    let mut world = World::default().with_mine("198.51.100.10");
+    world.decide(&mut tracker, start);
+    world.results = vec![answered("198.51.100.10", false)];
+    assert_eq!(world.decide(&mut tracker, start).writes.len(), 1);
+    world.results.clear();
+    // The write was given up: no record, the IP still in use and dark.
+    let decision = world.decide(&mut tracker, start + Duration::from_secs(30));
+    assert!(decision.writes.is_empty() && decision.withhold.contains(&ip("198.51.100.10")));
+    let decision = world.decide(&mut tracker, start + Duration::from_secs(60));
+    assert!(matches!(decision.writes.as_slice(), [ConflictWrite::Apply { .. }]), "{:?}", decision.writes);
+    assert!(world.decide(&mut tracker, start + Duration::from_secs(61)).writes.is_empty(), "once per interval");
+}

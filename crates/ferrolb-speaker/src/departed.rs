@@ -25,13 +25,11 @@ pub struct Departures {
     seen: BTreeSet<String>,
     /// Nodes that left, and whether Kubernetes has since reported them NotReady.
     departed: BTreeMap<String, bool>,
-    /// The names in `departed`, as the forward plan reads them.
-    names: BTreeSet<String>,
 }
 
 impl Departures {
     /// Records this pass's view and Nodes; returns the nodes whose endpoints to avoid.
-    pub fn observe(&mut self, view: &View, nodes: &[NodeInfo]) -> &BTreeSet<String> {
+    pub fn observe(&mut self, view: &View, nodes: &[NodeInfo]) -> BTreeSet<String> {
         if view.settled {
             let by_name: BTreeMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
             self.seen.extend(view.members.iter().cloned());
@@ -52,9 +50,8 @@ impl Departures {
                 self.departed.remove(&name);
                 self.seen.remove(&name);
             }
-            self.names = self.departed.keys().cloned().collect();
         }
-        &self.names
+        self.departed.keys().cloned().collect()
     }
 }
 

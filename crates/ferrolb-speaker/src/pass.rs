@@ -217,6 +217,20 @@ impl State {
     }
 }
 
+/// One Event per Service of `ext` that exists, each with `reason` and `note`.
+fn service_events<'a>(
+    ext: &'a ExternalIp,
+    services: &'a BTreeMap<String, ServiceRef>,
+    reason: Reason,
+    note: &'a str,
+) -> impl Iterator<Item = OutEvent> + 'a {
+    ext.services.iter().filter_map(|s| services.get(s)).map(move |service| OutEvent {
+        regarding: Regarding::Service(service.clone()),
+        reason,
+        note: note.to_owned(),
+    })
+}
+
 fn wake_by(deadline: &mut Option<Instant>, at: Option<Instant>) {
     if let Some(at) = at {
         *deadline = Some(deadline.map_or(at, |d| d.min(at)));
@@ -302,12 +316,9 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         for (ip, answer) in &decision.found {
             conflicts_found += 1;
             let note = conflict_note(&me, *ip, answer);
-            let services = inputs.ips.iter().filter(|e| e.ip == *ip).flat_map(|e| &e.services);
-            events.extend(services.filter_map(|s| inputs.services.get(s)).map(|service| OutEvent {
-                regarding: Regarding::Service(service.clone()),
-                reason: Reason::AddressConflict,
-                note: note.clone(),
-            }));
+            for ext in inputs.ips.iter().filter(|e| e.ip == *ip) {
+                events.extend(service_events(ext, inputs.services, Reason::AddressConflict, &note));
+            }
         }
         wake_by(&mut wake_at, decision.wake_at);
         probes = decision.probes;
@@ -331,7 +342,8 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
     let (forward_before, forward_after) = match inputs.forwarding {
         None => (None, None),
         Some(forwarding) => {
-            let nodes = forward_plan::Nodes { me: &me, departed: state.departures.observe(view, inputs.nodes) };
+            let departed = state.departures.observe(view, inputs.nodes);
+            let nodes = forward_plan::Nodes { me: &me, departed: &departed };
             let order = |ips: BTreeSet<IpAddr>| ForwardOrder {
                 forwards: forward_plan::plan(&nodes, &ips, forwarding.services, forwarding.slices),
                 owned: ips,
@@ -359,7 +371,6 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         if placement == state.placed.get(&ext.ip) {
             continue;
         }
-        let targets = || ext.services.iter().filter_map(|s| inputs.services.get(s));
         match placement {
             Some(Placement::Announce { .. }) => {
                 state.since.insert(ext.ip, inputs.wall_clock.to_owned());
@@ -372,22 +383,14 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
                 let why = previous.map(|p| (p, why_moved(p, &me, ext, &cluster)));
                 let interfaces = announce.ips.get(&ext.ip).map(Vec::as_slice).unwrap_or_default();
                 let note = takeover_note(&me, ext.ip, interfaces, why.as_ref().map(|(p, w)| (*p, w.as_str())));
-                events.extend(targets().map(|service| OutEvent {
-                    regarding: Regarding::Service(service.clone()),
-                    reason: Reason::Announcing,
-                    note: note.clone(),
-                }));
+                events.extend(service_events(ext, inputs.services, Reason::Announcing, &note));
             }
             // Without its pool (the controller writes the annotation just after the status) there is
             // nothing certain to say yet.
             Some(other) if janitor && !ext.pool.is_empty() => {
                 let bgp_covered = bgp_placement::covered(ext, &cluster, &bgp_config);
                 if let Some((reason, note)) = not_announced(ext.ip, other, &ext.pool, bgp_covered) {
-                    events.extend(targets().map(|service| OutEvent {
-                        regarding: Regarding::Service(service.clone()),
-                        reason,
-                        note: note.clone(),
-                    }));
+                    events.extend(service_events(ext, inputs.services, reason, &note));
                 }
             }
             _ => {}
@@ -407,11 +410,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             let known = state.advertisers.as_ref().map(|a| a.get(&ext.ip));
             if janitor && known.is_some_and(|before| before != Some(&nodes)) {
                 let (reason, note) = bgp_advertisers_note(ext.ip, &nodes);
-                events.extend(ext.services.iter().filter_map(|s| inputs.services.get(s)).map(|service| OutEvent {
-                    regarding: Regarding::Service(service.clone()),
-                    reason,
-                    note: note.clone(),
-                }));
+                events.extend(service_events(ext, inputs.services, reason, &note));
             }
             advertisers.insert(ext.ip, nodes);
         }

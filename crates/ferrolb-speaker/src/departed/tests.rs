@@ -8,8 +8,8 @@ fn view(members: &[&str], settled: bool) -> View {
     View { members: members.iter().map(|m| (*m).to_owned()).collect(), settled }
 }
 
-fn names(set: &BTreeSet<String>) -> Vec<&str> {
-    set.iter().map(String::as_str).collect()
+fn names(set: BTreeSet<String>) -> Vec<String> {
+    set.into_iter().collect()
 }
 
 #[test]

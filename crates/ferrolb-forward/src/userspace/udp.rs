@@ -65,26 +65,27 @@ impl Shared {
 
     /// Closes every flow of `frontend`.
     pub fn remove_frontend(&self, frontend: Frontend) {
-        let removed = {
-            let mut table = self.table();
-            let removed = table.remove_where(|(key, _), _| *key == frontend);
-            self.stats.udp_flows_now(table.len());
-            removed
-        };
-        drop(removed);
+        self.close_where(|(key, _), _| *key == frontend);
     }
 
     /// Closes every flow of `frontend` whose backend is not one of `backends`.
     fn remove_backends_not_in(&self, frontend: Frontend, backends: &[SocketAddr]) {
+        let closed = self.close_where(|(key, _), flow| *key == frontend && !backends.contains(&flow.to));
+        if closed > 0 {
+            debug!(%frontend, closed, "closed UDP flows to backends that left");
+        }
+    }
+
+    /// Closes the flows that match `doomed` (outside the table's lock, so their reply tasks stop unlocked);
+    /// returns how many.
+    fn close_where(&self, doomed: impl FnMut(&FlowKey, &Flow) -> bool) -> usize {
         let removed = {
             let mut table = self.table();
-            let removed = table.remove_where(|(key, _), flow| *key == frontend && !backends.contains(&flow.to));
+            let removed = table.remove_where(doomed);
             self.stats.udp_flows_now(table.len());
             removed
         };
-        if !removed.is_empty() {
-            debug!(%frontend, closed = removed.len(), "closed UDP flows to backends that left");
-        }
+        removed.len()
     }
 
     /// Closes every flow idle long enough; returns when the next one is due.

@@ -227,16 +227,9 @@ impl Writer {
             }
             Write::Delete { namespace, name, resource_version } => {
                 let api: Api<L2Announcement> = Api::namespaced(self.client.clone(), &namespace);
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { resource_version, uid: None }),
-                    ..Default::default()
-                };
-                match tokio::time::timeout(API_TIMEOUT, api.delete(&name, &params)).await {
-                    Ok(Ok(_)) => debug!(%namespace, %name, "removed an L2Announcement"),
-                    // Gone already, or rewritten by a new owner since it was read: both are fine.
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
-                    Ok(Err(e)) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
-                    Err(_) => warn!(%namespace, %name, "removing an L2Announcement timed out"),
+                match delete_unchanged(&api, &name, resource_version).await {
+                    Ok(()) => debug!(%namespace, %name, "removed an L2Announcement (or it was gone)"),
+                    Err(e) => warn!(%namespace, %name, error = %e, "removing an L2Announcement failed"),
                 }
             }
         }
@@ -268,15 +261,9 @@ impl Writer {
                 }
             }
             SessionWrite::Delete { name, resource_version } => {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { resource_version, uid: None }),
-                    ..Default::default()
-                };
-                match tokio::time::timeout(API_TIMEOUT, api.delete(&name, &params)).await {
-                    Ok(Ok(_)) => debug!(%name, "removed a BGPSession"),
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => {}
-                    Ok(Err(e)) => warn!(%name, error = %e, "removing a BGPSession failed"),
-                    Err(_) => warn!(%name, "removing a BGPSession timed out"),
+                match delete_unchanged(&api, &name, resource_version).await {
+                    Ok(()) => debug!(%name, "removed a BGPSession (or it was gone)"),
+                    Err(e) => warn!(%name, error = %e, "removing a BGPSession failed"),
                 }
             }
         }
@@ -286,41 +273,26 @@ impl Writer {
     /// is gone or was rewritten since it was read counts as done).
     async fn conflict(&self, write: &ConflictWrite) -> bool {
         let api: Api<AddressConflict> = Api::all(self.client.clone());
-        match write {
+        let (action, name, result) = match write {
             ConflictWrite::Apply { name, spec } => {
                 let obj = AddressConflict::new(name, spec.clone());
                 let params = PatchParams::apply(FIELD_MANAGER).force();
-                match tokio::time::timeout(API_TIMEOUT, api.patch(name, &params, &Patch::Apply(&obj))).await {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(e)) => {
-                        warn!(%name, error = %e, "writing an AddressConflict failed; will retry");
-                        false
-                    }
-                    Err(_) => {
-                        warn!(%name, "writing an AddressConflict timed out; will retry");
-                        false
-                    }
-                }
+                let result =
+                    match tokio::time::timeout(API_TIMEOUT, api.patch(name, &params, &Patch::Apply(&obj))).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(Failed::Api(e)),
+                        Err(_) => Err(Failed::Timeout),
+                    };
+                ("writing", name, result)
             }
             ConflictWrite::Delete { name, resource_version } => {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { resource_version: resource_version.clone(), uid: None }),
-                    ..Default::default()
-                };
-                match tokio::time::timeout(API_TIMEOUT, api.delete(name, &params)).await {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => true,
-                    Ok(Err(e)) => {
-                        warn!(%name, error = %e, "removing an AddressConflict failed; will retry");
-                        false
-                    }
-                    Err(_) => {
-                        warn!(%name, "removing an AddressConflict timed out; will retry");
-                        false
-                    }
-                }
+                ("removing", name, delete_unchanged(&api, name, resource_version.clone()).await)
             }
+        };
+        if let Err(e) = &result {
+            warn!(%name, error = %e, "{action} an AddressConflict failed; will retry");
         }
+        result.is_ok()
     }
 
     /// Creates an Event. Not through kube's `Recorder`: it folds Events with the same reason into a series
@@ -357,5 +329,32 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// Why an API write did not happen.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    /// The API server refused it.
+    #[error(transparent)]
+    Api(kube::Error),
+    /// No answer within [`API_TIMEOUT`].
+    #[error("timed out after {}s", API_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// Deletes `name` if it is still at `resource_version`, within [`API_TIMEOUT`]. Gone already, or rewritten
+/// since it was read (by a new owner), counts as done.
+async fn delete_unchanged<K>(api: &Api<K>, name: &str, resource_version: Option<String>) -> Result<(), Failed>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params =
+        DeleteParams { preconditions: Some(Preconditions { resource_version, uid: None }), ..Default::default() };
+    match tokio::time::timeout(API_TIMEOUT, api.delete(name, &params)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 || s.code == 409 => Ok(()),
+        Ok(Err(e)) => Err(Failed::Api(e)),
+        Err(_) => Err(Failed::Timeout),
     }
 }

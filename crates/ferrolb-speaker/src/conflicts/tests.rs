@@ -74,6 +74,16 @@ fn record(s: &str, node: &str) -> ConflictRecord {
     ConflictRecord { ip: ip(s), node: node.into(), interface: "eth0".into(), resource_version: Some("7".into()) }
 }
 
+/// A tracker that started with nothing in use, then saw `s` appear as this node's: its probe is running.
+fn probing_a_new_ip(s: &str) -> (ConflictTracker, World, Instant) {
+    let mut tracker = ConflictTracker::default();
+    let start = Instant::now();
+    World::default().decide(&mut tracker, start);
+    let world = World::default().with_mine(s);
+    world.decide(&mut tracker, start);
+    (tracker, world, start)
+}
+
 #[test]
 fn addresses_in_use_at_start_are_announced_without_probing() {
     let mut tracker = ConflictTracker::default();
@@ -107,11 +117,7 @@ fn a_new_address_is_probed_before_it_is_announced() {
 
 #[test]
 fn an_answered_probe_is_a_conflict_until_a_recheck_finds_nobody() {
-    let mut tracker = ConflictTracker::default();
-    let start = Instant::now();
-    World::default().decide(&mut tracker, start);
-    let mut world = World::default().with_mine("198.51.100.10");
-    world.decide(&mut tracker, start);
+    let (mut tracker, mut world, start) = probing_a_new_ip("198.51.100.10");
     world.results = vec![answered("198.51.100.10", false)];
     let decision = world.decide(&mut tracker, start + Duration::from_millis(50));
     assert_eq!(decision.found, [(ip("198.51.100.10"), Answer { mac: THEIRS, interface: "eth0".into() })]);
@@ -162,11 +168,7 @@ fn a_takeover_of_an_announced_address_is_not_probed() {
 
 #[test]
 fn a_probe_that_never_reports_does_not_keep_the_address_dark() {
-    let mut tracker = ConflictTracker::default();
-    let start = Instant::now();
-    World::default().decide(&mut tracker, start);
-    let world = World::default().with_mine("198.51.100.10");
-    world.decide(&mut tracker, start);
+    let (mut tracker, world, start) = probing_a_new_ip("198.51.100.10");
     let decision = world.decide(&mut tracker, start + SETTINGS.window + PROBE_GRACE);
     assert!(decision.withhold.is_empty(), "announced once the probe is overdue");
 }
@@ -193,11 +195,7 @@ fn a_recorded_conflict_is_not_announced_by_anyone_and_the_janitor_rechecks_for_a
 
 #[test]
 fn a_record_that_never_appeared_is_written_again_each_interval() {
-    let mut tracker = ConflictTracker::default();
-    let start = Instant::now();
-    World::default().decide(&mut tracker, start);
-    let mut world = World::default().with_mine("198.51.100.10");
-    world.decide(&mut tracker, start);
+    let (mut tracker, mut world, start) = probing_a_new_ip("198.51.100.10");
     world.results = vec![answered("198.51.100.10", false)];
     assert_eq!(world.decide(&mut tracker, start).writes.len(), 1);
     world.results.clear();

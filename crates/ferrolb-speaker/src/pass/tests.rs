@@ -468,17 +468,23 @@ fn forwarding_skips_endpoints_on_a_node_that_left_the_membership() {
     assert_eq!(endpoints(&turn), ["192.0.2.5:8080", "192.0.2.70:8080"], "it rejoined");
 }
 
-#[test]
-fn a_new_ip_is_announced_only_after_its_probe_and_a_conflict_keeps_it_dark_with_a_warning() {
+/// node-1 alone with probing on, started before [`IP`] existed; then the IP appears: the pass that saw it.
+fn probing_a_new_ip() -> (World, State, Instant, Pass) {
     let mut world = World::new(&["node-1"]);
     world.probe = Some(ProbeSettings { window: Duration::from_millis(200), recheck: Duration::from_secs(60) });
     let ips = std::mem::take(&mut world.ips);
     let mut st = state("node-1", &world);
     let start = Instant::now();
     world.pass(&mut st, start);
-    // The IP appears after the start: probed, not announced, no Event, no record yet.
     world.ips = ips;
     let turn = world.pass(&mut st, start);
+    (world, st, start, turn)
+}
+
+#[test]
+fn a_new_ip_is_announced_only_after_its_probe_and_a_conflict_keeps_it_dark_with_a_warning() {
+    let (mut world, mut st, start, turn) = probing_a_new_ip();
+    // The IP appeared after the start: probed, not announced, no Event, no record yet.
     assert_eq!(turn.probes.len(), 1);
     assert!(turn.announce.ips.is_empty() && turn.events.is_empty() && turn.records.is_empty());
     // Another host answered: a Warning naming the MAC, an AddressConflict record, still dark.
@@ -498,14 +504,7 @@ fn a_new_ip_is_announced_only_after_its_probe_and_a_conflict_keeps_it_dark_with_
 
 #[test]
 fn a_quiet_probe_lets_the_ip_be_announced_with_its_event() {
-    let mut world = World::new(&["node-1"]);
-    world.probe = Some(ProbeSettings { window: Duration::from_millis(200), recheck: Duration::from_secs(60) });
-    let ips = std::mem::take(&mut world.ips);
-    let mut st = state("node-1", &world);
-    let start = Instant::now();
-    world.pass(&mut st, start);
-    world.ips = ips;
-    world.pass(&mut st, start);
+    let (mut world, mut st, start, _) = probing_a_new_ip();
     world.probe_results = vec![ProbeResult { ip: ip(), answer: None, recheck: false }];
     let turn = world.pass(&mut st, start + Duration::from_millis(200));
     assert_eq!(turn.announce.ips[&ip()], ["eth0"]);

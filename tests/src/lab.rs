@@ -174,9 +174,14 @@ impl Lab {
         Ok(self.exec(member, &["cat", &format!("/sys/class/net/{dev}/address")])?.trim().to_owned())
     }
 
+    /// Everything node-N's speaker exports, in Prometheus' text format.
+    pub fn speaker_metrics(&self, node: &str) -> anyhow::Result<String> {
+        self.exec(node, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])
+    }
+
     /// The value of the metric `name` (with its labels, as exported) on node-N's speaker; 0 when absent.
     pub fn speaker_metric(&self, node: &str, name: &str) -> anyhow::Result<f64> {
-        let metrics = self.exec(node, &["curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics"])?;
+        let metrics = self.speaker_metrics(node)?;
         Ok(metrics
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))

@@ -28,6 +28,7 @@ async fn ferrolb_installed_with_helm_runs_on_real_nodes() -> anyhow::Result<()> 
     the_demo_service_answers_from_exactly_one_node(&lab).await?;
     an_address_another_host_holds_is_never_announced(&lab).await?;
     bad_input_fails_with_a_message_that_says_what_to_do(&lab).await?;
+    the_membership_key_rotates_without_a_restart_or_a_moved_ip(&lab).await?;
     an_upgrade_rolls_every_pod_without_a_failed_connection(&lab).await?;
     deleting_the_leader_hands_over_to_the_other_replica(&lab).await?;
     a_deleted_speaker_pod_is_replaced_and_its_ip_comes_back(&lab).await?;
@@ -415,6 +416,108 @@ async fn bad_input_fails_with_a_message_that_says_what_to_do(lab: &Lab) -> anyho
     for ns in ["baseline-ns", "unlabelled-ns", "image-ns"] {
         lab.kubectl(&["delete", "namespace", ns, "--wait=false"])?;
     }
+    Ok(())
+}
+
+const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
+
+/// The ids of the membership keys node-N's speaker sends with and still accepts (`ferrolb_speaker_membership_keys`).
+fn membership_key_ids(lab: &Lab, node: &str) -> anyhow::Result<(String, String)> {
+    let metrics = lab.speaker_metrics(node)?;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ferrolb_speaker_membership_keys{"))
+        .with_context(|| format!("{node}'s speaker exports no membership_keys"))?;
+    let label = |name: &str| {
+        line.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+    };
+    Ok((label("sending").context("no sending label")?, label("accepting").context("no accepting label")?))
+}
+
+/// A metric summed over the three speakers.
+fn speakers_total(lab: &Lab, metric: &str) -> anyhow::Result<f64> {
+    NODES.iter().map(|n| lab.speaker_metric(n, metric)).sum()
+}
+
+fn membership_secret(lab: &Lab, field: &str) -> anyhow::Result<String> {
+    lab.kubectl(&["get", "secret", "-n", NS, "ferrolb-membership", "-o", &format!("jsonpath={field}")])
+}
+
+/// `helm upgrade --set speaker.membership.keyGeneration=2` rotates the membership key while the client opens a
+/// connection every 10 ms: the Secret gets a new key and keeps the old one as previousKey; each speaker picks
+/// both up from its mount (whenever its kubelet refreshes it) without a restart, and once all have it they
+/// send only under the new key. Meanwhile no speaker is declared down, no IP changes owner and no connection
+/// fails. Going back a generation is refused.
+async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -> anyhow::Result<()> {
+    let old_key = membership_secret(lab, "{.data.key}")?;
+    let pods = ferrolb_pod_identities(lab)?;
+    let owners = || lab.kubectl(&["get", "l2announcements", "-A", "-o", "jsonpath={.items[*].spec.node}"]);
+    let owners_before = owners()?;
+    let downs = r#"ferrolb_speaker_membership_transitions_total{kind="down"}"#;
+    let (downs_before, takeovers_before) =
+        (speakers_total(lab, downs)?, speakers_total(lab, "ferrolb_speaker_ownership_takeovers_total")?);
+    let ids_before: Vec<(String, String)> =
+        NODES.iter().map(|n| membership_key_ids(lab, n)).collect::<Result<_, _>>()?;
+    let old_id = ids_before[0].0.clone();
+    assert!(ids_before.iter().all(|ids| *ids == (old_id.clone(), String::new())), "{ids_before:?}");
+    let chart = repo_root().join("charts/ferrolb");
+    let chart = chart.to_str().expect("utf-8 path");
+    let upgrade = |generation: &str| {
+        lab.helm_raw(&[
+            "upgrade",
+            "ferrolb",
+            chart,
+            "-n",
+            NS,
+            "--reuse-values",
+            "--set",
+            &format!("speaker.membership.keyGeneration={generation}"),
+            "--wait",
+        ])
+    };
+    let report = lab
+        .probe_while(DEMO_IP, 80, 0, || {
+            let done = upgrade("2")?;
+            anyhow::ensure!(done.status.success(), "helm upgrade: {}", stderr(&done));
+            // The act is synchronous (the probe runs beside it): poll each speaker's key ids until every
+            // kubelet has refreshed its mount and every speaker has re-read it.
+            let deadline = std::time::Instant::now() + ROLL;
+            loop {
+                let ids: Vec<(String, String)> =
+                    NODES.iter().map(|n| membership_key_ids(lab, n)).collect::<Result<_, _>>()?;
+                if ids.iter().all(|(sending, accepting)| *sending != old_id && *accepting == old_id) {
+                    anyhow::ensure!(ids.iter().all(|i| *i == ids[0]), "the speakers hold different keys: {ids:?}");
+                    return Ok(());
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "the speakers did not all take the new key: {ids:?}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .await?;
+    assert_eq!(report["failures"], 0, "connections failed during the key rotation: {report}");
+    assert_ne!(membership_secret(lab, "{.data.key}")?, old_key, "the Secret has no new key");
+    assert_eq!(membership_secret(lab, "{.data.previousKey}")?, old_key, "the old key is not kept as previousKey");
+    assert_eq!(membership_secret(lab, r"{.metadata.annotations.ferrolb\.io/key-generation}")?, "2");
+    // Everyone has the new key: within a few seconds nothing is sealed with the old one any more.
+    let previous = r#"ferrolb_speaker_membership_accepted_total{key="previous"}"#;
+    wait_for("every speaker to send under the new key only", SOON, || async {
+        let before = speakers_total(lab, previous)?;
+        // A window of traffic (about 20 datagrams per second per speaker), not synchronisation.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok((speakers_total(lab, previous)? == before).then_some(()))
+    })
+    .await?;
+    assert_eq!(ferrolb_pod_identities(lab)?, pods, "a pod restarted for the rotation");
+    assert_eq!(owners()?, owners_before, "an IP changed owner during the rotation");
+    assert_eq!(speakers_total(lab, downs)?, downs_before, "a speaker was declared down during the rotation");
+    assert_eq!(speakers_total(lab, "ferrolb_speaker_ownership_takeovers_total")?, takeovers_before);
+
+    let back = upgrade("1")?;
+    assert!(!back.status.success(), "helm accepted an older key generation");
+    assert!(stderr(&back).contains("keys only move forward"), "{}", stderr(&back));
     Ok(())
 }
 

@@ -107,15 +107,22 @@ fn default_values_render_a_hardened_install() -> anyhow::Result<()> {
     assert_eq!(str_at(node_name, "valueFrom.fieldRef.fieldPath"), Some("spec.nodeName"));
     let args = strings_at(c, "args");
     assert_eq!(flag_value(&args, "--membership-port"), Some("7947"));
-    // The key file the speaker reads is the Secret's key, mounted where the flag says.
+    // The key files the speaker reads are the Secret's keys: the whole Secret is mounted (a directory mount
+    // is refreshed in place when a rotation changes the Secret; items would fail on the absent previousKey).
     let key_file = flag_value(&args, "--membership-key-file").context("no --membership-key-file")?;
+    let previous_file = flag_value(&args, "--membership-previous-key-file").context("no previous key file")?;
     let mount = str_at(c, "volumeMounts.0.mountPath").context("speaker without a mount")?;
+    assert!(at(c, "volumeMounts.0.subPath").is_none(), "a subPath mount is never refreshed");
     let volume = at(pod, "volumes.0").context("speaker without a volume")?;
-    assert_eq!(key_file, format!("{mount}/{}", str_at(volume, "secret.items.0.path").unwrap_or("?")));
+    assert!(at(volume, "secret.items").is_none(), "the whole Secret is mounted");
+    assert_eq!(key_file, format!("{mount}/key"));
+    assert_eq!(previous_file, format!("{mount}/previousKey"));
     let secret = find(&objects, "Secret", str_at(volume, "secret.secretName").unwrap_or("?"))?;
-    let item_key = str_at(volume, "secret.items.0.key").context("volume item key")?;
-    let encoded = str_at(secret, &format!("data.{item_key}")).context("the Secret lacks the mounted key")?;
+    let encoded = str_at(secret, "data.key").context("the Secret lacks the key")?;
     assert!(encoded.len() >= 24, "a membership key of at least 16 bytes, got {encoded:?} (base64)");
+    assert!(at(secret, "data.previousKey").is_none(), "a fresh install has no previous key");
+    let generation = at(secret, "metadata.annotations").and_then(|a| a.get("ferrolb.io/key-generation"));
+    assert_eq!(generation.and_then(Value::as_str), Some("1"), "the Secret records its key generation");
 
     let optional = ["ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap", "IPAddressPool", "L2Advertisement"];
     for kind in optional {
@@ -175,6 +182,10 @@ const LEFT_AT_DEFAULT: &[(&str, &str)] = &[
     ("speaker.updateStrategy.type", "RollingUpdate is the only type with options to exercise"),
     ("prometheus.podMonitor.enabled", "exclusive with serviceMonitor; exercised in a second render"),
     ("grafana.dashboard.labels.grafana_dashboard", "the sidecar's label; the file adds nothing to it"),
+    (
+        "speaker.membership.keyGeneration",
+        "ignored with existingSecret; an_upgrade_keeps_the_membership_key_... rotates",
+    ),
 ];
 
 #[test]
@@ -549,6 +560,24 @@ async fn an_upgrade_keeps_the_membership_key_and_every_ip() -> anyhow::Result<()
     // A second upgrade that reuses the values keeps it too (lookup sees the Secret the first upgrade kept).
     install(&plane, "upgrade", &["--reuse-values"])?;
     assert_eq!(secret(&plane)?, key);
+
+    // A rotation: a new key, the old one kept as previousKey; later upgrades keep both; the next rotation
+    // drops the oldest; going back a generation is refused.
+    let previous = |p: &ControlPlane| {
+        p.kubectl(&["get", "secret", "ferrolb-membership", "-n", NAMESPACE, "-o", "jsonpath={.data.previousKey}"])
+    };
+    install(&plane, "upgrade", &["--reuse-values", "--set", "speaker.membership.keyGeneration=2"])?;
+    let rotated = secret(&plane)?;
+    assert!(rotated != key && rotated.len() >= 24, "no new key: {rotated:?}");
+    assert_eq!(previous(&plane)?, key, "the old key is not kept");
+    install(&plane, "upgrade", &["--reuse-values"])?;
+    assert_eq!((secret(&plane)?, previous(&plane)?), (rotated.clone(), key.clone()), "an upgrade changed the keys");
+    let back = install(&plane, "upgrade", &["--reuse-values", "--set", "speaker.membership.keyGeneration=1"]);
+    let message = format!("{:#}", back.expect_err("helm went back a key generation"));
+    assert!(message.contains("keys only move forward"), "{message}");
+    install(&plane, "upgrade", &["--reuse-values", "--set", "speaker.membership.keyGeneration=3"])?;
+    assert_eq!(previous(&plane)?, rotated, "the second rotation keeps the first one's key");
+    assert!(![key.clone(), rotated.clone()].contains(&secret(&plane)?), "the second rotation made no new key");
 
     // The upgraded Deployment's controller replaces the old one (rolling update): the IP stays put and
     // the new leader still allocates.

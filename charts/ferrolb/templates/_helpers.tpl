@@ -61,6 +61,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.speaker.membership.existingSecret }}{{ .Values.speaker.membership.existingSecretKey }}{{ else }}key{{ end }}
 {{- end }}
 
+{{/* The key in that Secret holding the key before the last rotation, still accepted. */}}
+{{- define "ferrolb.membershipSecretPreviousKey" -}}
+{{- if .Values.speaker.membership.existingSecret }}{{ .Values.speaker.membership.existingSecretPreviousKey }}{{ else }}previousKey{{ end }}
+{{- end }}
+
 {{/* Flags both components share. */}}
 {{- define "ferrolb.commonArgs" -}}
 - --mode={{ .Values.mode }}

@@ -6,15 +6,15 @@ use std::time::Duration;
 use ferrolb_forward::dataplane::ForwardOptions;
 
 use crate::l2::InterfacePolicy;
-use crate::membership::MembershipKey;
+use crate::membership::KeyFiles;
 
 /// How this speaker joins the membership.
 #[derive(Debug, Clone)]
 pub struct MembershipOptions {
     /// UDP port, the same on every node.
     pub port: u16,
-    /// The shared key.
-    pub key: MembershipKey,
+    /// The files holding the shared keys, read at start and followed for rotations.
+    pub keys: KeyFiles,
     /// The address peers reach this node on; default: the Node's first InternalIP.
     pub address: Option<IpAddr>,
 }

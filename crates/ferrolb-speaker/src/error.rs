@@ -6,6 +6,9 @@ pub enum Error {
     /// The watches stopped before their stores were filled.
     #[error("the watches stopped before their caches synced: {0}")]
     Watch(#[source] kube::runtime::reflector::store::WriterDropped),
+    /// The membership keys could not be read at start.
+    #[error(transparent)]
+    Keys(#[from] crate::membership::KeyFileError),
     /// The membership could not start.
     #[error(transparent)]
     Membership(#[from] crate::membership::MembershipError),
@@ -25,6 +28,7 @@ impl Error {
     pub fn label(&self) -> &'static str {
         match self {
             Error::Watch(_) => "watch",
+            Error::Keys(e) => e.label(),
             Error::Membership(e) => e.label(),
             Error::Forward(e) => e.label(),
             Error::Task(_) => "task",

@@ -28,6 +28,23 @@ pub struct TransitionLabels {
     pub kind: &'static str,
 }
 
+/// Which of a speaker's keys sealed a membership datagram: `current` or `previous`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KeyLabels {
+    /// The key's role.
+    pub key: &'static str,
+}
+
+/// The ids of the membership keys a speaker holds (see `envelope::KeyId`); `accepting` is empty without a
+/// previous key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KeyIdLabels {
+    /// The id of the key it sends with.
+    pub sending: String,
+    /// The id of the previous key it still accepts.
+    pub accepting: String,
+}
+
 /// Every speaker metric; cheap to clone (the responder threads hold copies).
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -47,6 +64,10 @@ pub struct Metrics {
     pub membership_transitions: Family<TransitionLabels, Counter>,
     /// Membership datagrams refused (wrong key, forged, stale), by reason.
     pub membership_rejected: Family<ReasonLabels, Counter>,
+    /// Membership datagrams accepted, by the key that sealed them (`previous`: a rotation still under way).
+    pub membership_accepted: Family<KeyLabels, Counter>,
+    /// 1 for the key ids this speaker holds, so speakers can be compared during a rotation.
+    pub membership_keys: Family<KeyIdLabels, Gauge>,
     /// Times this node took an IP over from another node or from nobody.
     pub ownership_changes: Counter,
     /// New IPs another host on the LAN answered this node's probe for (address conflicts found).
@@ -91,6 +112,16 @@ impl Metrics {
             "membership_rejected",
             "Membership datagrams refused, by reason",
             metrics.membership_rejected.clone(),
+        );
+        r.register(
+            "membership_accepted",
+            "Membership datagrams accepted, by the key that sealed them (previous: a key rotation under way)",
+            metrics.membership_accepted.clone(),
+        );
+        r.register(
+            "membership_keys",
+            "1 for the ids of the membership keys this speaker sends with and still accepts",
+            metrics.membership_keys.clone(),
         );
         r.register("ownership_takeovers", "IPs this node started announcing", metrics.ownership_changes.clone());
         r.register(

@@ -56,6 +56,7 @@ pub async fn run(
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
+    let keys = config.membership.keys.read()?;
     let notify = Arc::new(Notify::new());
     let mut tasks = Tasks::default();
     let stores = Stores::start(&client, &config.namespace, &config.bgp_password_secrets, &notify, &mut tasks);
@@ -79,9 +80,10 @@ pub async fn run(
         }
     };
     let peers = stores.snapshot(&config).peers;
-    let settings = MembershipSettings { node: me.clone(), advertise, key: config.membership.key.clone() };
+    let settings = MembershipSettings { node: me.clone(), advertise, keys: keys.clone() };
     let (membership, membership_task) = Membership::start(settings, peers.clone(), metrics.clone()).await?;
     tasks.spawn("membership", membership_task);
+    tasks.spawn("membership key follower", config.membership.keys.clone().follow(keys, membership.key_setter()));
     let mut view_rx = membership.view();
     let mut dataplane = match &config.forward {
         Some(options) => {

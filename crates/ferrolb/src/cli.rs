@@ -62,6 +62,11 @@ pub struct SpeakerArgs {
     /// File holding the membership key shared by all speakers (mounted from a Secret; at least 16 bytes).
     #[arg(long, env = "FERROLB_MEMBERSHIP_KEY_FILE")]
     pub membership_key_file: PathBuf,
+    /// File holding the key used before the last rotation, still accepted (a missing or empty file means
+    /// none). Both files are read again every 2 s, so a key rotated in the Secret takes effect without a
+    /// restart.
+    #[arg(long, env = "FERROLB_MEMBERSHIP_PREVIOUS_KEY_FILE")]
+    pub membership_previous_key_file: Option<PathBuf>,
     /// UDP port of the membership protocol, the same on every node (MetalLB uses 7946; this default differs
     /// so both can run during a migration).
     #[arg(long, default_value_t = ferrolb_speaker::membership::DEFAULT_PORT, env = "FERROLB_MEMBERSHIP_PORT",

@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferrolb_forward::dataplane::{ForwardOptions, ForwardPath};
 use ferrolb_runtime::Health;
 use ferrolb_speaker::l2::InterfacePolicy;
-use ferrolb_speaker::membership::MembershipKey;
+use ferrolb_speaker::membership::KeyFiles;
 use ferrolb_speaker::{MembershipOptions, ProbeSettings, SpeakerConfig};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -17,24 +17,18 @@ use tracing::info;
 
 use crate::cli::{ForwardPathArg, Mode, SpeakerArgs};
 
-fn read_key(path: &std::path::Path) -> anyhow::Result<MembershipKey> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading the membership key from {}", path.display()))?;
-    MembershipKey::from_bytes(&bytes).with_context(|| format!("the membership key in {}", path.display()))
-}
-
 /// Runs the subcommand.
 pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
+    let keys = KeyFiles { key: args.membership_key_file.clone(), previous: args.membership_previous_key_file.clone() };
+    // Refuse a missing or bad key before anything else starts.
+    keys.read()?;
     let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let config = SpeakerConfig {
         node_name: args.node_name.clone(),
         load_balancer_class: args.load_balancer_class.clone(),
         handle_unclassed: !args.ignore_unclassed,
         interfaces: InterfacePolicy { excluded_prefixes: args.exclude_interfaces.clone() },
-        membership: MembershipOptions {
-            port: args.membership_port,
-            key: read_key(&args.membership_key_file)?,
-            address: args.membership_address,
-        },
+        membership: MembershipOptions { port: args.membership_port, keys, address: args.membership_address },
         reannounce_every: (!args.reannounce_interval.is_zero()).then_some(args.reannounce_interval),
         conflict_probe: (!args.conflict_probe_time.is_zero())
             .then_some(ProbeSettings { window: args.conflict_probe_time, recheck: args.conflict_recheck_interval }),

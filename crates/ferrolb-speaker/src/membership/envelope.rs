@@ -1,17 +1,28 @@
 //! The authenticated envelope around every membership datagram.
 //!
-//! Speakers share a key (from a Secret); each datagram carries an HMAC-SHA256 tag over a version byte, a send
-//! time and the payload. Without the key nobody can join, refute or forge a death; the send time bounds how
-//! long a captured datagram can be replayed. Pure: the caller passes the clock in.
+//! Speakers share a key (from a Secret); each datagram carries an HMAC-SHA256 tag over the header and the
+//! payload. Without a key nobody can join, refute or forge a death; the send time bounds how long a captured
+//! datagram can be replayed. Pure: the caller passes the clock in.
 //!
-//! Layout: `b"FLB"` · version `1` · send time (u64 big-endian, ms since the Unix epoch) · tag (32 bytes) ·
-//! payload.
+//! Keys rotate without an outage ([`Keyring`]): a speaker holds the key it sends with and the one before it,
+//! which it still accepts. The header names, by [`KeyId`], the key that sealed the datagram and the sender's
+//! own sending key, so that a receiver knows which key opens it and which key the sender accepts for sure
+//! ([`sealing_keys`]).
+//!
+//! Layout: `b"FLB"` · version `2` · send time (u64 big-endian, ms since the Unix epoch) · sealing key id (8
+//! bytes) · the sender's sending key id (8 bytes) · tag (32 bytes) · payload. The tag covers everything before
+//! it and the payload.
 
 use ring::hmac;
 
-const MAGIC: &[u8; 4] = b"FLB\x01";
+const MAGIC: &[u8; 4] = b"FLB\x02";
+const ID_LEN: usize = 8;
 const TAG_LEN: usize = 32;
-const HEADER_LEN: usize = MAGIC.len() + 8 + TAG_LEN;
+const SIGNED_HEADER_LEN: usize = MAGIC.len() + 8 + 2 * ID_LEN;
+const HEADER_LEN: usize = SIGNED_HEADER_LEN + TAG_LEN;
+
+/// What a key's id is derived from (an HMAC of this label under the key).
+const ID_LABEL: &[u8] = b"ferrolb membership key id";
 
 /// How far a datagram's send time may be from the receiver's clock. Nodes of one cluster keep their clocks
 /// within seconds (certificates and tokens need it); a wide window keeps a skewed clock from splitting the
@@ -21,13 +32,33 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// The shortest key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 16;
 
-/// The shared membership key.
+/// A key's public name: the first 8 bytes of an HMAC of a fixed label under the key. It tells keys apart on
+/// the wire and in logs without saying anything about the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; ID_LEN]);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// A membership key.
 #[derive(Clone)]
-pub struct MembershipKey(hmac::Key);
+pub struct MembershipKey {
+    key: hmac::Key,
+    id: KeyId,
+}
 
 impl std::fmt::Debug for MembershipKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MembershipKey(..)")
+        write!(f, "MembershipKey({})", self.id)
     }
 }
 
@@ -55,7 +86,54 @@ impl MembershipKey {
         if trimmed.len() < MIN_KEY_LEN {
             return Err(KeyError::TooShort(trimmed.len()));
         }
-        Ok(MembershipKey(hmac::Key::new(hmac::HMAC_SHA256, trimmed)))
+        let key = hmac::Key::new(hmac::HMAC_SHA256, trimmed);
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&hmac::sign(&key, ID_LABEL).as_ref()[..ID_LEN]);
+        Ok(MembershipKey { key, id: KeyId(id) })
+    }
+
+    /// This key's public name.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+}
+
+/// The keys a speaker holds: the one it sends with and, during a rotation, the one before it, still
+/// accepted. Two rings are equal when they hold the same keys in the same roles.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    primary: MembershipKey,
+    previous: Option<MembershipKey>,
+}
+
+impl PartialEq for Keyring {
+    fn eq(&self, other: &Keyring) -> bool {
+        self.primary.id == other.primary.id && self.previous_id() == other.previous_id()
+    }
+}
+
+impl Eq for Keyring {}
+
+impl Keyring {
+    /// A ring that sends with `primary` and also accepts `previous` (dropped when it is the same key).
+    pub fn new(primary: MembershipKey, previous: Option<MembershipKey>) -> Keyring {
+        let previous = previous.filter(|p| p.id != primary.id);
+        Keyring { primary, previous }
+    }
+
+    /// The key this speaker sends with.
+    pub fn primary(&self) -> &MembershipKey {
+        &self.primary
+    }
+
+    /// The id of the key accepted besides the primary, if any.
+    pub fn previous_id(&self) -> Option<KeyId> {
+        self.previous.as_ref().map(MembershipKey::id)
+    }
+
+    /// The key named `id`, if this ring holds it.
+    pub fn get(&self, id: KeyId) -> Option<&MembershipKey> {
+        std::iter::once(&self.primary).chain(&self.previous).find(|k| k.id == id)
     }
 }
 
@@ -65,8 +143,11 @@ pub enum OpenError {
     /// Shorter than the header, or not our magic and version.
     #[error("not a ferrolb membership datagram")]
     NotOurs,
-    /// The tag does not match: a different key, or tampered.
-    #[error("the authentication tag does not match (wrong key or forged)")]
+    /// Sealed with a key this speaker does not hold: another cluster, or a key rotated away.
+    #[error("sealed with key {0}, which this speaker does not hold")]
+    UnknownKey(KeyId),
+    /// The tag does not match: tampered or forged.
+    #[error("the authentication tag does not match (forged or damaged)")]
     BadTag,
     /// Authentic but sent too long ago (or too far in the future): a replay or a badly skewed clock.
     #[error("sent {0} ms away from this node's clock")]
@@ -78,88 +159,86 @@ impl OpenError {
     pub fn label(&self) -> &'static str {
         match self {
             OpenError::NotOurs => "not_ours",
+            OpenError::UnknownKey(_) => "unknown_key",
             OpenError::BadTag => "bad_tag",
             OpenError::Stale(_) => "stale",
         }
     }
 }
 
-/// Wraps `payload` for sending at `now_ms`.
-pub fn seal(key: &MembershipKey, now_ms: u64, payload: &[u8]) -> Vec<u8> {
-    let time = now_ms.to_be_bytes();
-    let mut ctx = hmac::Context::with_key(&key.0);
-    ctx.update(MAGIC);
-    ctx.update(&time);
+/// A datagram that opened.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Opened<'a> {
+    /// What the sender's membership protocol sent.
+    pub payload: &'a [u8],
+    /// The key that sealed it.
+    pub sealed_with: KeyId,
+    /// The key the sender sends with (and so surely accepts).
+    pub sender_primary: KeyId,
+}
+
+fn header(now_ms: u64, sealed_with: KeyId, sender_primary: KeyId) -> [u8; SIGNED_HEADER_LEN] {
+    let mut h = [0u8; SIGNED_HEADER_LEN];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..12].copy_from_slice(&now_ms.to_be_bytes());
+    h[12..20].copy_from_slice(&sealed_with.0);
+    h[20..28].copy_from_slice(&sender_primary.0);
+    h
+}
+
+/// Wraps `payload` for sending at `now_ms`, sealed with `with` (one of `ring`'s keys, see [`sealing_keys`]).
+pub fn seal(ring: &Keyring, with: &MembershipKey, now_ms: u64, payload: &[u8]) -> Vec<u8> {
+    let header = header(now_ms, with.id, ring.primary.id);
+    let mut ctx = hmac::Context::with_key(&with.key);
+    ctx.update(&header);
     ctx.update(payload);
     let tag = ctx.sign();
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&time);
+    out.extend_from_slice(&header);
     out.extend_from_slice(tag.as_ref());
     out.extend_from_slice(payload);
     out
 }
 
-/// Checks a received datagram at `now_ms` and returns its payload.
-pub fn open<'a>(key: &MembershipKey, now_ms: u64, datagram: &'a [u8]) -> Result<&'a [u8], OpenError> {
+/// Checks a received datagram at `now_ms` against the keys of `ring` and returns what it carries.
+pub fn open<'a>(ring: &Keyring, now_ms: u64, datagram: &'a [u8]) -> Result<Opened<'a>, OpenError> {
     if datagram.len() < HEADER_LEN || !datagram.starts_with(MAGIC) {
         return Err(OpenError::NotOurs);
     }
-    let (time, rest) = datagram[MAGIC.len()..].split_at(8);
+    let (signed, rest) = datagram.split_at(SIGNED_HEADER_LEN);
     let (tag, payload) = rest.split_at(TAG_LEN);
-    let mut signed = Vec::with_capacity(MAGIC.len() + 8 + payload.len());
-    signed.extend_from_slice(MAGIC);
-    signed.extend_from_slice(time);
-    signed.extend_from_slice(payload);
-    hmac::verify(&key.0, &signed, tag).map_err(|_| OpenError::BadTag)?;
-    let sent = u64::from_be_bytes(time.try_into().map_err(|_| OpenError::NotOurs)?);
-    let skew = now_ms.abs_diff(sent);
+    let id = |range: std::ops::Range<usize>| {
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&signed[range]);
+        KeyId(id)
+    };
+    let sealed_with = id(12..20);
+    let sender_primary = id(20..28);
+    let key = ring.get(sealed_with).ok_or(OpenError::UnknownKey(sealed_with))?;
+    let mut message = Vec::with_capacity(SIGNED_HEADER_LEN + payload.len());
+    message.extend_from_slice(signed);
+    message.extend_from_slice(payload);
+    hmac::verify(&key.key, &message, tag).map_err(|_| OpenError::BadTag)?;
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&signed[4..12]);
+    let skew = now_ms.abs_diff(u64::from_be_bytes(time));
     if skew > MAX_CLOCK_SKEW_MS {
         return Err(OpenError::Stale(skew));
     }
-    Ok(payload)
+    Ok(Opened { payload, sealed_with, sender_primary })
+}
+
+/// The keys to seal a datagram to a peer with, given the sending key that peer last named (None: nothing
+/// heard from it yet). The peer's own sending key when this ring holds it, since the peer surely accepts it;
+/// otherwise one copy under each key held, so that whichever the peer accepts gets through. So during a
+/// rotation a speaker that already has the new key keeps talking the old one to peers that do not, and
+/// switches to the new one as each of them sends with it.
+pub fn sealing_keys(ring: &Keyring, peer_primary: Option<KeyId>) -> Vec<&MembershipKey> {
+    match peer_primary.and_then(|id| ring.get(id)) {
+        Some(key) => vec![key],
+        None => std::iter::once(&ring.primary).chain(&ring.previous).collect(),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(s: &str) -> MembershipKey {
-        MembershipKey::from_bytes(s.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn a_sealed_datagram_opens_with_the_same_key() {
-        let k = key("0123456789abcdef0123");
-        let sealed = seal(&k, 1_000_000, b"hello");
-        assert_eq!(open(&k, 1_000_500, &sealed), Ok(&b"hello"[..]));
-    }
-
-    #[test]
-    fn another_key_or_a_flipped_bit_is_refused() {
-        let sealed = seal(&key("0123456789abcdef0123"), 1_000_000, b"member x is down");
-        assert_eq!(open(&key("0123456789abcdef0124"), 1_000_000, &sealed), Err(OpenError::BadTag));
-        for i in 0..sealed.len() {
-            let mut bad = sealed.clone();
-            bad[i] ^= 1;
-            assert!(open(&key("0123456789abcdef0123"), 1_000_000, &bad).is_err(), "bit flip at {i} accepted");
-        }
-    }
-
-    #[test]
-    fn old_datagrams_are_refused() {
-        let k = key("0123456789abcdef0123");
-        let sealed = seal(&k, 1_000_000, b"x");
-        assert_eq!(open(&k, 1_000_000 + MAX_CLOCK_SKEW_MS + 1, &sealed), Err(OpenError::Stale(MAX_CLOCK_SKEW_MS + 1)));
-        assert!(open(&k, 1_000_000 - 1000, &sealed).is_ok(), "a slightly fast sender is fine");
-    }
-
-    #[test]
-    fn short_keys_and_foreign_datagrams_are_refused() {
-        assert_eq!(MembershipKey::from_bytes(b"short\n").unwrap_err(), KeyError::TooShort(5));
-        assert!(MembershipKey::from_bytes(b"  0123456789abcdef\n").is_ok());
-        let k = key("0123456789abcdef0123");
-        assert_eq!(open(&k, 0, b"FLB"), Err(OpenError::NotOurs));
-        assert_eq!(open(&k, 0, &[0u8; 100]), Err(OpenError::NotOurs));
-    }
-}
+mod tests;

@@ -1,7 +1,9 @@
 //! Membership: which speakers are alive, learnt among the speakers themselves with SWIM (the `foca` crate)
 //! over UDP, so a dead node is noticed in a few hundred milliseconds without asking the API server.
 //!
-//! Every datagram is sealed with the shared key ([`envelope`]); anything else is dropped and counted. The
+//! Every datagram is sealed with the shared key ([`envelope`]); anything else is dropped and counted. Keys
+//! rotate without a restart ([`keyfiles`], [`Membership::set_keys`]): a peer gets datagrams under the key it
+//! last said it sends with, or under every key held until it has said. The
 //! settings ([`swim_config`]) are the ones DESIGN.md records as measured on this hardware (probe every
 //! 100 ms, 30 ms probe RTT, 100 ms suspicion, gossip every 20 ms), plus 10 transmissions per update and
 //! forgetting down members after 5 s (both found with `tests/swim_simulation.rs`); `notify_down_members` is off because of a
@@ -14,8 +16,9 @@
 //! [`View`] from a watch channel and hands the peer list in from the Node objects.
 
 pub mod envelope;
+pub mod keyfiles;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
@@ -29,9 +32,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-pub use envelope::{KeyError, MembershipKey};
+pub use envelope::{KeyError, KeyId, Keyring, MembershipKey};
+pub use keyfiles::{KeyFileError, KeyFiles};
 
-use crate::metrics::{Metrics, ReasonLabels, TransitionLabels};
+use crate::metrics::{KeyIdLabels, KeyLabels, Metrics, ReasonLabels, TransitionLabels};
 
 /// The default UDP port: not MetalLB's 7946, so both can run side by side during a migration.
 pub const DEFAULT_PORT: u16 = 7947;
@@ -116,8 +120,8 @@ pub struct MembershipSettings {
     pub node: String,
     /// The address peers send to (this node's address and the membership port).
     pub advertise: SocketAddr,
-    /// The shared key.
-    pub key: MembershipKey,
+    /// The shared keys.
+    pub keys: Keyring,
 }
 
 /// Errors starting the membership.
@@ -144,6 +148,7 @@ impl MembershipError {
 
 enum Command {
     Peers(BTreeMap<String, SocketAddr>),
+    Keys(Box<Keyring>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -187,13 +192,15 @@ impl Membership {
             foca,
             runtime: AccumulatingRuntime::new(),
             socket,
-            key: settings.key,
+            keys: settings.keys,
+            peer_keys: HashMap::new(),
             me: settings.node,
             peers,
             view: view_tx,
             metrics,
             timers: mpsc::unbounded_channel(),
         };
+        task.publish_keys();
         Ok((Membership { view, commands }, task.run(rx)))
     }
 
@@ -205,6 +212,23 @@ impl Membership {
     /// Replaces the peers known from the API (node name to membership address).
     pub fn set_peers(&self, peers: BTreeMap<String, SocketAddr>) {
         let _ = self.commands.send(Command::Peers(peers));
+    }
+
+    /// Replaces the keys (a rotation): datagrams go out under the new sending key as each peer shows it holds
+    /// it, and the previous key, if the ring keeps one, is still accepted.
+    pub fn set_keys(&self, keys: Keyring) {
+        let _ = self.commands.send(Command::Keys(Box::new(keys)));
+    }
+
+    /// [`set_keys`](Membership::set_keys) as a function a key-file follower can own; it does not keep the
+    /// membership running once the handle is gone.
+    pub fn key_setter(&self) -> impl Fn(Keyring) + Send + Sync + 'static {
+        let commands = self.commands.downgrade();
+        move |keys| {
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.send(Command::Keys(Box::new(keys)));
+            }
+        }
     }
 
     /// Leaves the cluster gracefully: tells the peers at once, so they take this node's IPs without waiting
@@ -223,7 +247,9 @@ struct Task {
     foca: Swim,
     runtime: AccumulatingRuntime<MemberId>,
     socket: UdpSocket,
-    key: MembershipKey,
+    keys: Keyring,
+    /// The sending key each peer (by the address its datagrams come from) last named.
+    peer_keys: HashMap<SocketAddr, KeyId>,
     me: String,
     peers: BTreeMap<String, SocketAddr>,
     view: watch::Sender<View>,
@@ -261,6 +287,13 @@ impl Task {
                         }
                         self.invite()
                     }
+                    Some(Command::Keys(keys)) => {
+                        let changed = self.keys != *keys;
+                        self.keys = *keys;
+                        self.publish_keys();
+                        // Say the new sending key to some peers at once, rather than at the next probe.
+                        if changed { self.foca.gossip(&mut self.runtime) } else { Ok(()) }
+                    }
                     Some(Command::Leave(done)) => {
                         self.leave().await;
                         let _ = done.send(());
@@ -276,9 +309,23 @@ impl Task {
         }
     }
 
+    fn publish_keys(&self) {
+        let labels = KeyIdLabels {
+            sending: self.keys.primary().id().to_string(),
+            accepting: self.keys.previous_id().map(|id| id.to_string()).unwrap_or_default(),
+        };
+        self.metrics.membership_keys.clear();
+        self.metrics.membership_keys.get_or_create(&labels).set(1);
+    }
+
     fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Result<(), foca::Error> {
-        match envelope::open(&self.key, now_ms(), datagram) {
-            Ok(payload) => self.foca.handle_data(payload, &mut self.runtime),
+        match envelope::open(&self.keys, now_ms(), datagram) {
+            Ok(opened) => {
+                self.peer_keys.insert(from, opened.sender_primary);
+                let key = if opened.sealed_with == self.keys.primary().id() { "current" } else { "previous" };
+                self.metrics.membership_accepted.get_or_create(&KeyLabels { key }).inc();
+                self.foca.handle_data(opened.payload, &mut self.runtime)
+            }
             Err(e) => {
                 self.metrics.membership_rejected.get_or_create(&ReasonLabels { reason: e.label() }).inc();
                 debug!(%from, error = %e, "dropping a membership datagram");
@@ -314,9 +361,15 @@ impl Task {
     /// Sends what foca queued, schedules its timers and publishes membership changes.
     async fn flush(&mut self) {
         while let Some((dst, data)) = self.runtime.to_send() {
-            let sealed = envelope::seal(&self.key, now_ms(), &data);
-            if let Err(e) = self.socket.send_to(&sealed, dst.addr).await {
-                debug!(to = %dst.addr, error = %e, "membership send failed");
+            let now = now_ms();
+            let sealed: Vec<Vec<u8>> = envelope::sealing_keys(&self.keys, self.peer_keys.get(&dst.addr).copied())
+                .into_iter()
+                .map(|key| envelope::seal(&self.keys, key, now, &data))
+                .collect();
+            for datagram in sealed {
+                if let Err(e) = self.socket.send_to(&datagram, dst.addr).await {
+                    debug!(to = %dst.addr, error = %e, "membership send failed");
+                }
             }
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {

@@ -133,21 +133,36 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
     .await?;
     assert!(events.contains(&format!("announcing {IP} from {other}")), "{events}");
 
-    // Datagrams without the key (a forged "member down", garbage) are counted and change nothing.
+    // Datagrams without the key are counted and change nothing: forgeries naming the speakers' key id (which
+    // anyone on the LAN sees in the header) with a made-up tag, forgeries under another key, and garbage.
     let port_before = lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?;
+    let metrics = lab.speaker_metrics(&other)?;
+    let key_id = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferrolb_speaker_membership_keys{")?.split("sending=\"").nth(1)?.split('"').next())
+        .expect("the speaker exports its key id")
+        .to_owned();
     let forge = "import socket,os,time\n\
         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        kid=bytes.fromhex(KID)\n\
         for i in range(20):\n    \
-        s.sendto(b'FLB\\x01'+int(time.time()*1000).to_bytes(8,'big')+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
+        t=int(time.time()*1000).to_bytes(8,'big')\n    \
+        s.sendto(b'FLB\\x02'+t+kid+kid+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
+        s.sendto(b'FLB\\x02'+t+os.urandom(16)+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
         s.sendto(os.urandom(100),(ADDR,7947))\n";
     let node_ip = if other == "node-2" { "198.51.100.12" } else { "198.51.100.13" };
-    lab.exec("client", &["python3", "-c", &forge.replace("ADDR", &format!("'{node_ip}'"))])?;
-    wait_for("the forged datagrams counted as refused", SOON, || async {
-        let bad = lab.speaker_metric(&other, "ferrolb_speaker_membership_rejected_total{reason=\"bad_tag\"}")?;
-        Ok((bad >= 20.0).then_some(()))
+    let forge = forge.replace("ADDR", &format!("'{node_ip}'")).replace("KID", &format!("'{key_id}'"));
+    lab.exec("client", &["python3", "-c", &forge])?;
+    wait_for("the forged datagrams counted as refused, each for its reason", SOON, || async {
+        for reason in ["bad_tag", "unknown_key", "not_ours"] {
+            let metric = format!("ferrolb_speaker_membership_rejected_total{{reason=\"{reason}\"}}");
+            if lab.speaker_metric(&other, &metric)? < 20.0 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
     })
     .await?;
-    assert!(lab.speaker_metric(&other, "ferrolb_speaker_membership_rejected_total{reason=\"not_ours\"}")? >= 20.0);
     assert_eq!(lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?, port_before);
     assert_eq!(lab.recorded_owner(IP)?.as_deref(), Some(other.as_str()));
     Ok(())

@@ -15,6 +15,15 @@ FERROLB_CACHE="${FERROLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ferrolb}"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# alive PID: the process exists and is not a zombie. `kill -0` succeeds on a zombie, and a killed process
+# whose parent has exited can stay one for a long time (this sandbox's pid 1 reaps late).
+alive() {
+	local stat
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }"
+	[[ "${stat%% *}" != Z ]]
+}
+
 # tools_bin_dir prints the directory holding the binaries; KUBEBUILDER_ASSETS wins when it has what we need.
 tools_bin_dir() {
 	if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then

@@ -90,7 +90,17 @@ impl Lab {
 
     /// Runs `hack/lab --dir DIR ARGS...` and returns stdout; fails with stderr on a non-zero exit.
     pub fn lab(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new(repo_root().join("hack/lab")).arg("--dir").arg(&self.dir).args(args).output()?;
+        self.lab_with_env(args, &[])
+    }
+
+    /// [`lab`](Lab::lab) with extra environment, which the processes it starts inherit (e.g. a speaker's).
+    pub fn lab_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+        let output = Command::new(repo_root().join("hack/lab"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()?;
         if !output.status.success() {
             bail!("hack/lab {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
         }
@@ -150,6 +160,13 @@ impl Lab {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .context("starting a background command in the lab")
+    }
+
+    /// Starts watching, from the client, who answers ARP for `ip` (hack/lab.d/arp-watch.py: a request every
+    /// 20 ms); returns once the first request is out. [`ClientProbe::finish`] gives the report (`rounds`,
+    /// `answered`, `max_gap_ms`, `two_macs_rounds`, `two_macs_windows`, `macs`).
+    pub async fn watch_arp(&self, ip: &str) -> anyhow::Result<ClientProbe> {
+        ClientProbe::start(self, "the ARP watch", "arp-watch.py", &["eth0", ip]).await
     }
 
     /// The MACs that answer an ARP request for `ip` on the client's segment (a raw probe, one second).
@@ -276,44 +293,18 @@ impl Lab {
         min_seconds: u64,
         act: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<serde_json::Value> {
-        let probe = repo_root().join("hack/lab.d/connect-probe.py");
-        let flag = std::env::temp_dir().join(format!(
-            "ferrolb-probe-{}-{}",
-            std::process::id(),
-            crate::control_plane::unique()
-        ));
-        let (start, stop) = (flag.with_extension("start"), flag.with_extension("stop"));
-        let child = self.spawn_exec(
-            "client",
-            &[
-                "python3",
-                probe.to_str().context("utf-8 path")?,
-                ip,
-                &port.to_string(),
-                "600",
-                "10",
-                "--start-file",
-                start.to_str().context("utf-8 path")?,
-                "--stop-file",
-                stop.to_str().context("utf-8 path")?,
-            ],
-        )?;
-        crate::wait_for("the probe's first connection", std::time::Duration::from_secs(30), || async {
-            Ok(start.exists().then_some(()))
-        })
-        .await?;
+        let port = port.to_string();
+        let probe =
+            ClientProbe::start(self, "the probe's first connection", "connect-probe.py", &[ip, &port, "600", "10"])
+                .await?;
         let began = std::time::Instant::now();
         let acted = act();
         // The probe's run length, not synchronisation: the window in which the event's effect is watched.
         let window = std::time::Duration::from_secs(min_seconds).saturating_sub(began.elapsed());
         tokio::time::sleep(window.saturating_sub(std::time::Duration::from_secs(1))).await;
-        std::fs::write(&stop, b"")?;
-        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
-        let _ = std::fs::remove_file(&start);
-        let _ = std::fs::remove_file(&stop);
+        let report = probe.finish().await;
         acted?;
-        serde_json::from_slice(&output.stdout)
-            .map_err(|e| anyhow::anyhow!("probe output {:?}: {e}", String::from_utf8_lossy(&output.stdout)))
+        report
     }
 
     /// The lab's directory (state, logs; `hack/lab --dir`).
@@ -343,4 +334,60 @@ impl Drop for LabGuard {
 
 fn down(dir: &std::path::Path) {
     let _ = Command::new(repo_root().join("hack/lab")).arg("--dir").arg(dir).arg("down").status();
+}
+
+/// One of hack/lab.d's probes running on the lab's client: it touches a start file once it runs, stops when a
+/// stop file appears and prints one JSON report.
+pub struct ClientProbe {
+    child: std::process::Child,
+    stop: PathBuf,
+}
+
+impl ClientProbe {
+    /// Starts `python3 hack/lab.d/SCRIPT ARGS... --start-file F --stop-file G` on the client and returns once
+    /// it has started (`what` names the wait).
+    async fn start(lab: &Lab, what: &str, script: &str, args: &[&str]) -> anyhow::Result<ClientProbe> {
+        let script = repo_root().join("hack/lab.d").join(script);
+        let flag = std::env::temp_dir().join(format!(
+            "ferrolb-probe-{}-{}",
+            std::process::id(),
+            crate::control_plane::unique()
+        ));
+        let (start, stop) = (flag.with_extension("start"), flag.with_extension("stop"));
+        let mut command = vec!["python3", script.to_str().context("utf-8 path")?];
+        command.extend_from_slice(args);
+        command.extend_from_slice(&["--start-file", start.to_str().context("utf-8 path")?]);
+        command.extend_from_slice(&["--stop-file", stop.to_str().context("utf-8 path")?]);
+        let mut child = lab.spawn_exec("client", &command)?;
+        let started =
+            crate::wait_for(what, std::time::Duration::from_secs(30), || async { Ok(start.exists().then_some(())) })
+                .await;
+        if let Err(e) = started {
+            let _ = child.kill();
+            let output = child.wait_with_output()?;
+            bail!(
+                "{e:#}; {} printed {:?}, stderr {:?}",
+                script.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let _ = std::fs::remove_file(&start);
+        Ok(ClientProbe { child, stop })
+    }
+
+    /// Stops the probe and returns its report.
+    pub async fn finish(self) -> anyhow::Result<serde_json::Value> {
+        std::fs::write(&self.stop, b"")?;
+        let child = self.child;
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+        let _ = std::fs::remove_file(&self.stop);
+        serde_json::from_slice(&output.stdout).map_err(|e| {
+            anyhow::anyhow!(
+                "the probe printed {:?} ({e}); stderr {:?}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
 }

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub membership_rejected: Family<ReasonLabels, Counter>,
     /// Membership datagrams accepted, by the key that sealed them (`previous`: a rotation still under way).
     pub membership_accepted: Family<KeyLabels, Counter>,
+    /// The largest offset between a peer's wall clock and this node's, from their latest datagrams (seconds;
+    /// positive when the peer is ahead).
+    pub membership_clock_skew: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// 1 for the key ids this speaker holds, so speakers can be compared during a rotation.
     pub membership_keys: Family<KeyIdLabels, Gauge>,
     /// Times this node took an IP over from another node or from nobody.
@@ -117,6 +120,11 @@ impl Metrics {
             "membership_accepted",
             "Membership datagrams accepted, by the key that sealed them (previous: a key rotation under way)",
             metrics.membership_accepted.clone(),
+        );
+        r.register(
+            "membership_clock_skew_seconds",
+            "Largest offset of a peer's wall clock from this node's, positive when ahead (over 300 s: refused as stale)",
+            metrics.membership_clock_skew.clone(),
         );
         r.register(
             "membership_keys",

@@ -175,6 +175,8 @@ pub struct Opened<'a> {
     pub sealed_with: KeyId,
     /// The key the sender sends with (and so surely accepts).
     pub sender_primary: KeyId,
+    /// When the sender's wall clock says it sent it (ms since the Unix epoch).
+    pub sent_ms: u64,
 }
 
 fn header(now_ms: u64, sealed_with: KeyId, sender_primary: KeyId) -> [u8; SIGNED_HEADER_LEN] {
@@ -221,11 +223,12 @@ pub fn open<'a>(ring: &Keyring, now_ms: u64, datagram: &'a [u8]) -> Result<Opene
     hmac::verify(&key.key, &message, tag).map_err(|_| OpenError::BadTag)?;
     let mut time = [0u8; 8];
     time.copy_from_slice(&signed[4..12]);
-    let skew = now_ms.abs_diff(u64::from_be_bytes(time));
+    let sent_ms = u64::from_be_bytes(time);
+    let skew = now_ms.abs_diff(sent_ms);
     if skew > MAX_CLOCK_SKEW_MS {
         return Err(OpenError::Stale(skew));
     }
-    Ok(Opened { payload, sealed_with, sender_primary })
+    Ok(Opened { payload, sealed_with, sender_primary, sent_ms })
 }
 
 /// The keys to seal a datagram to a peer with, given the sending key that peer last named (None: nothing

@@ -194,6 +194,7 @@ impl Membership {
             socket,
             keys: settings.keys,
             peer_keys: HashMap::new(),
+            peer_skew: HashMap::new(),
             me: settings.node,
             peers,
             view: view_tx,
@@ -250,6 +251,8 @@ struct Task {
     keys: Keyring,
     /// The sending key each peer (by the address its datagrams come from) last named.
     peer_keys: HashMap<SocketAddr, KeyId>,
+    /// How far each peer's clock was from this node's, by its last datagram (ms, positive: ahead).
+    peer_skew: HashMap<SocketAddr, i64>,
     me: String,
     peers: BTreeMap<String, SocketAddr>,
     view: watch::Sender<View>,
@@ -280,6 +283,10 @@ impl Task {
                 }
                 command = commands.recv() => match command {
                     Some(Command::Peers(peers)) => {
+                        // Forget what was learnt from addresses no peer has any more.
+                        let known: BTreeSet<SocketAddr> = peers.values().copied().collect();
+                        self.peer_keys.retain(|a, _| known.contains(a));
+                        self.peer_skew.retain(|a, _| known.contains(a));
                         self.peers = peers;
                         let size = self.peers.len() + 1;
                         if let Err(e) = self.foca.set_config(swim_config(size)) {
@@ -309,6 +316,18 @@ impl Task {
         }
     }
 
+    /// Records a peer's clock offset and exports the largest (signed: positive when the peer is ahead), so a clock drifting towards
+    /// [`envelope::MAX_CLOCK_SKEW_MS`] (where its datagrams would be refused as stale) shows before it splits
+    /// the membership. Only the wall clocks compared here; every timeout of the protocol runs on the
+    /// monotonic clock.
+    fn note_skew(&mut self, from: SocketAddr, sent_ms: u64, now_ms: u64) {
+        let skew = i64::try_from(i128::from(sent_ms) - i128::from(now_ms)).unwrap_or(i64::MAX);
+        self.peer_skew.insert(from, skew);
+        let largest = self.peer_skew.values().copied().max_by_key(|s| s.unsigned_abs()).unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
+        self.metrics.membership_clock_skew.set(largest as f64 / 1000.0);
+    }
+
     fn publish_keys(&self) {
         let labels = KeyIdLabels {
             sending: self.keys.primary().id().to_string(),
@@ -319,9 +338,11 @@ impl Task {
     }
 
     fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Result<(), foca::Error> {
-        match envelope::open(&self.keys, now_ms(), datagram) {
+        let now = now_ms();
+        match envelope::open(&self.keys, now, datagram) {
             Ok(opened) => {
                 self.peer_keys.insert(from, opened.sender_primary);
+                self.note_skew(from, opened.sent_ms, now);
                 let key = if opened.sealed_with == self.keys.primary().id() { "current" } else { "previous" };
                 self.metrics.membership_accepted.get_or_create(&KeyLabels { key }).inc();
                 self.foca.handle_data(opened.payload, &mut self.runtime)

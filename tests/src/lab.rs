@@ -336,6 +336,13 @@ fn down(dir: &std::path::Path) {
     let _ = Command::new(repo_root().join("hack/lab")).arg("--dir").arg(dir).arg("down").status();
 }
 
+/// node-N's address on the lab's LAN, as hack/lab numbers it: 198.51.100.(10+N), or 2001:db8:100::(10+N).
+pub fn node_address(node: &str, v6: bool) -> String {
+    let n: u32 =
+        node.strip_prefix("node-").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{node} is not node-N"));
+    if v6 { format!("2001:db8:100::{}", 10 + n) } else { format!("198.51.100.{}", 10 + n) }
+}
+
 /// One of hack/lab.d's probes running on the lab's client: it touches a start file once it runs, stops when a
 /// stop file appears and prints one JSON report.
 pub struct ClientProbe {

@@ -10,7 +10,7 @@ pub mod wait;
 
 pub use control_plane::ControlPlane;
 pub use controller::{ControllerProcess, ferrolb_binary};
-pub use lab::Lab;
+pub use lab::{Lab, node_address};
 pub use wait::wait_for;
 
 /// The lab tests' usual start: the demo pool (198.51.100.192/27) and an L2Advertisement for every node.

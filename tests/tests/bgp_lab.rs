@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrolb_api::k8s::jiff;
 use ferrolb_api::{DEFAULT_BFD_INTERVAL_MS, DEFAULT_BFD_MULTIPLIER};
-use ferrolb_e2e::{Lab, repo_root, wait_for};
+use ferrolb_e2e::{Lab, node_address, repo_root, wait_for};
 use serde_json::Value;
 
 const SOON: Duration = Duration::from_secs(30);
@@ -86,11 +86,6 @@ async fn bgp_mode_advertises_from_every_eligible_node_to_a_real_router() -> anyh
 // === helpers ===
 
 /// node-N's LAN address (IPv4, IPv6).
-fn node_address(node: &str, v6: bool) -> String {
-    let n: u32 = node.trim_start_matches("node-").parse().expect("node-N");
-    if v6 { format!("2001:db8:100::{}", 10 + n) } else { format!("198.51.100.{}", 10 + n) }
-}
-
 fn node_of(address: &str) -> Option<&'static str> {
     NODES.into_iter().find(|n| node_address(n, false) == address || node_address(n, true) == address)
 }

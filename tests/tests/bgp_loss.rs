@@ -9,14 +9,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::DEFAULT_BFD_INTERVAL_MS;
-use ferrolb_e2e::{Lab, wait_for};
+use ferrolb_e2e::{Lab, node_address, wait_for};
 use serde_json::Value;
 
 const ROLL: Duration = Duration::from_secs(180);
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 /// The nodes' LAN addresses, the router's BGP and BFD peers (its IPv6 neighbours stay idle: the lab's
 /// BGPPeer is IPv4).
-const NODE_ADDRESSES: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
+fn node_addresses() -> Vec<String> {
+    NODES.iter().map(|n| node_address(n, false)).collect()
+}
 const LOSS_PERCENT: u32 = 5;
 
 /// The router's nftables table: `LOSS_PERCENT` of what enters and leaves its LAN interface is dropped, and
@@ -95,9 +97,10 @@ struct RouterBfd {
 fn router_bfd(lab: &Lab) -> anyhow::Result<BTreeMap<String, RouterBfd>> {
     let peers = lab.vtysh_json("show bfd peers json")?;
     let counters = lab.vtysh_json("show bfd peers counters json")?;
+    let nodes = node_addresses();
     let mut out = BTreeMap::new();
     for peer in peers.as_array().into_iter().flatten() {
-        let Some(address) = peer["peer"].as_str().filter(|a| NODE_ADDRESSES.contains(a)) else { continue };
+        let Some(address) = peer["peer"].as_str().filter(|a| nodes.iter().any(|n| n == a)) else { continue };
         let session_downs = counters
             .as_array()
             .into_iter()
@@ -152,7 +155,7 @@ impl Snapshot {
             .as_object()
             .into_iter()
             .flatten()
-            .filter(|(address, _)| NODE_ADDRESSES.contains(&address.as_str()))
+            .filter(|(address, _)| node_addresses().contains(address))
             .map(|(address, n)| {
                 let state = n["bgpState"].as_str().unwrap_or("").to_owned();
                 (address.clone(), (state, n["connectionsEstablished"].as_u64().unwrap_or(0)))

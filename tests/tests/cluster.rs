@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use ferrolb_e2e::{Lab, repo_root, wait_for};
+use ferrolb_e2e::{Lab, node_address, repo_root, wait_for};
 
 const SOON: Duration = Duration::from_secs(30);
 /// A rolling update of three speakers and two controllers, or pods starting on a loaded 2-core machine.
@@ -146,7 +146,7 @@ async fn nodeport_reaches_every_pod_through_every_node(lab: &Lab) -> anyhow::Res
     let ports =
         lab.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort} {.spec.ports[1].nodePort}"])?;
     let (tcp, udp) = ports.split_once(' ').expect("two node ports");
-    for node in ["198.51.100.11", "198.51.100.12", "198.51.100.13"] {
+    for node in NODES.map(|n| node_address(n, false)) {
         let url = format!("http://{node}:{tcp}/");
         let seen = wait_for(&format!("both pods through {node}"), SOON, || {
             let url = url.clone();

@@ -150,7 +150,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
         s.sendto(b'FLB\\x02'+t+kid+kid+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
         s.sendto(b'FLB\\x02'+t+os.urandom(16)+os.urandom(32)+os.urandom(60),(ADDR,7947))\n    \
         s.sendto(os.urandom(100),(ADDR,7947))\n";
-    let node_ip = if other == "node-2" { "198.51.100.12" } else { "198.51.100.13" };
+    let node_ip = ferrolb_e2e::node_address(&other, false);
     let forge = forge.replace("ADDR", &format!("'{node_ip}'")).replace("KID", &format!("'{key_id}'"));
     lab.exec("client", &["python3", "-c", &forge])?;
     wait_for("the forged datagrams counted as refused, each for its reason", SOON, || async {

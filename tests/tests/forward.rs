@@ -135,7 +135,7 @@ async fn forwarding_works(lab: &Lab, kernel: bool) -> anyhow::Result<String> {
         wait_for(&format!("HTTP through {ip}"), SOON, || async { Ok(get(lab, ip, 80)) }).await?;
         let reply = wait_for(&format!("UDP through {ip}"), SOON, || async { Ok(udp(lab, ip, 53)) }).await?;
         assert!(reply.starts_with("pod=web-"), "{reply}");
-        let node = if ip.contains(':') { "2001:db8:100::11" } else { "198.51.100.11" };
+        let node = &ferrolb_e2e::node_address("node-1", ip.contains(':'));
         let through_ip = pods_reached(lab, ip, 80);
         let through_node_port = pods_reached(lab, node, node_port);
         assert_eq!(through_ip, through_node_port, "{ip} and the NodePort on node-1 reach different pods");

@@ -88,7 +88,7 @@ async fn owner_joins_the_solicited_node_group_and_the_filter_keeps_traffic_out()
     // (b) The filter: a burst of UDP to the owner's own address barely moves the frames it reads, while an
     // ARP request does. An ARP request after the burst is the marker: once the responder has seen it, every
     // earlier frame of the burst was either read or filtered out by the kernel.
-    let owner_ip = if owner == "node-1" { "198.51.100.11" } else { "198.51.100.12" };
+    let owner_ip = &ferrolb_e2e::node_address(owner, false);
     let frames = || lab.speaker_metric(owner, "ferrolb_speaker_frames_read_total");
     let arp_seen = || lab.speaker_metric(owner, "ferrolb_speaker_requests_seen_total{protocol=\"arp\"}");
     let mark = || async {

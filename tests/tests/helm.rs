@@ -188,6 +188,27 @@ const LEFT_AT_DEFAULT: &[(&str, &str)] = &[
     ),
 ];
 
+/// `helm upgrade --reuse-values` from a release made before the key rotation values existed leaves them unset
+/// (helm then reuses the old values, not the chart's defaults): the chart must behave as if they were at
+/// their defaults, or the upgrade would fail ("keys only move forward" from generation 0) or point the
+/// speaker at a directory as its previous key file.
+#[test]
+fn values_of_a_release_older_than_key_rotation_render_as_the_defaults() -> anyhow::Result<()> {
+    let generated = render(&["--set", "speaker.membership.keyGeneration=null"])?;
+    let secret = find(&generated, "Secret", "ferrolb-membership")?;
+    let generation = at(secret, "metadata.annotations").and_then(|a| a.get("ferrolb.io/key-generation"));
+    assert_eq!(generation.and_then(Value::as_str), Some("1"));
+    let existing =
+        render(&["--set", "speaker.membership.existingSecret=mine,speaker.membership.existingSecretPreviousKey=null"])?;
+    let args = strings_at(container(find(&existing, "DaemonSet", "ferrolb-speaker")?)?, "args");
+    assert_eq!(
+        flag_value(&args, "--membership-previous-key-file"),
+        Some("/etc/ferrolb/membership/previousKey"),
+        "{args:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn every_option_in_all_options_values_changes_the_render() -> anyhow::Result<()> {
     let file = all_options();

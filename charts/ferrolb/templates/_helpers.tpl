@@ -63,7 +63,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The key in that Secret holding the key before the last rotation, still accepted. */}}
 {{- define "ferrolb.membershipSecretPreviousKey" -}}
-{{- if .Values.speaker.membership.existingSecret }}{{ .Values.speaker.membership.existingSecretPreviousKey }}{{ else }}previousKey{{ end }}
+{{- if .Values.speaker.membership.existingSecret }}{{ default "previousKey" .Values.speaker.membership.existingSecretPreviousKey }}{{ else }}previousKey{{ end }}
 {{- end }}
 
 {{/* Flags both components share. */}}

@@ -69,6 +69,8 @@ pub struct Metrics {
     /// The largest offset between a peer's wall clock and this node's, from their latest datagrams (seconds;
     /// positive when the peer is ahead).
     pub membership_clock_skew: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Key files refused because they share no key with the keys in use.
+    pub membership_key_changes_refused: Counter,
     /// 1 for the key ids this speaker holds, so speakers can be compared during a rotation.
     pub membership_keys: Family<KeyIdLabels, Gauge>,
     /// Times this node took an IP over from another node or from nobody.
@@ -125,6 +127,11 @@ impl Metrics {
             "membership_clock_skew_seconds",
             "Largest offset of a peer's wall clock from this node's, positive when ahead (over 300 s: refused as stale)",
             metrics.membership_clock_skew.clone(),
+        );
+        r.register(
+            "membership_key_changes_refused",
+            "Key files refused because they share no key with the membership keys in use",
+            metrics.membership_key_changes_refused.clone(),
         );
         r.register(
             "membership_keys",

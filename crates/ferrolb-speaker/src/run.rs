@@ -83,7 +83,12 @@ pub async fn run(
     let settings = MembershipSettings { node: me.clone(), advertise, keys: keys.clone() };
     let (membership, membership_task) = Membership::start(settings, peers.clone(), metrics.clone()).await?;
     tasks.spawn("membership", membership_task);
-    tasks.spawn("membership key follower", config.membership.keys.clone().follow(keys, membership.key_setter()));
+    let follow = config.membership.keys.clone().follow(
+        keys,
+        membership.key_setter(),
+        metrics.membership_key_changes_refused.clone(),
+    );
+    tasks.spawn("membership key follower", follow);
     let mut view_rx = membership.view();
     let mut dataplane = match &config.forward {
         Some(options) => {

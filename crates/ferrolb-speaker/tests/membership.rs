@@ -144,7 +144,6 @@ async fn the_key_rotates_under_a_running_membership_without_losing_a_member() {
     traffic(&metrics[1], 40).await;
     check("with one speaker rotated");
     assert!(accepted(&metrics[0], "previous") > 0, "the rotated speaker hears the others under the old key");
-    assert_eq!(accepted(&metrics[1], "previous"), 0, "an old speaker has no previous key");
 
     for m in &members[1..] {
         m.set_keys(ring(NEW_KEY, Some(KEY)));
@@ -161,6 +160,19 @@ async fn the_key_rotates_under_a_running_membership_without_losing_a_member() {
         assert!(tokio::time::Instant::now() < deadline, "the old key is still in use: {after:?}");
     }
     check("with every speaker rotated");
+    let refused = || -> u64 {
+        metrics.iter().map(|m| m.membership_rejected.get_or_create(&ReasonLabels { reason: "unknown_key" }).get()).sum()
+    };
+    assert_eq!(refused(), 0, "a datagram went out under a key its receiver lacked");
+
+    // A rollback on one speaker (helm rollback restores the Secret without the new key): the others notice
+    // from its next datagram and talk the old key to it again.
+    members[0].set_keys(ring(KEY, None));
+    traffic(&metrics[0], 30).await;
+    traffic(&metrics[1], 30).await;
+    check("with one speaker rolled back");
+    members[0].set_keys(ring(NEW_KEY, Some(KEY)));
+    traffic(&metrics[0], 30).await;
 
     // The old key is dropped from the Secret.
     for m in &members {
@@ -170,11 +182,6 @@ async fn the_key_rotates_under_a_running_membership_without_losing_a_member() {
         traffic(m, 30).await;
     }
     check("after the old key went");
-    let refused: u64 = metrics
-        .iter()
-        .map(|m| m.membership_rejected.get_or_create(&ReasonLabels { reason: "unknown_key" }).get())
-        .sum();
-    assert_eq!(refused, 0, "no datagram under a key its receiver lacked");
 }
 
 #[tokio::test]

@@ -131,6 +131,12 @@ impl Keyring {
         self.previous.as_ref().map(MembershipKey::id)
     }
 
+    /// Whether the two rings hold a key in common (in any role): only then can speakers holding one and
+    /// speakers holding the other still talk.
+    pub fn shares_a_key_with(&self, other: &Keyring) -> bool {
+        std::iter::once(&self.primary).chain(&self.previous).any(|k| other.get(k.id).is_some())
+    }
+
     /// The key named `id`, if this ring holds it.
     pub fn get(&self, id: KeyId) -> Option<&MembershipKey> {
         std::iter::once(&self.primary).chain(&self.previous).find(|k| k.id == id)

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 
 use super::envelope::{KeyError, Keyring, MembershipKey};
@@ -75,37 +76,77 @@ impl KeyFiles {
         Ok(Keyring::new(primary, previous))
     }
 
-    /// Reads the files every [`RELOAD_EVERY`] and calls `changed` with each ring that differs from the one in
-    /// use (`current` at first). A read that fails is reported once and the ring in use kept, so a Secret
-    /// being replaced never stops the membership. Never returns.
-    pub async fn follow(self, mut current: Keyring, changed: impl Fn(Keyring) + Send) {
+    /// Reads the files every [`RELOAD_EVERY`] and calls `changed` with each ring [`next`] accepts. What it
+    /// refuses (an unreadable file, a bad key, a ring unrelated to the one in use) is logged once, and the
+    /// unrelated rings counted in `refused`, while the ring in use stays. Never returns.
+    pub async fn follow(self, mut current: Keyring, changed: impl Fn(Keyring) + Send, refused: Counter) {
         let mut every = tokio::time::interval(RELOAD_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing: Option<String> = None;
         loop {
             every.tick().await;
-            match self.read() {
-                Ok(ring) => {
+            match next(&current, self.read()) {
+                Next::Keep => failing = None,
+                Next::Change(ring) => {
                     failing = None;
-                    if ring != current {
-                        info!(
-                            sending_with = %ring.primary().id(),
-                            also_accepting = %ring.previous_id().map_or_else(|| "nothing".to_owned(), |id| id.to_string()),
-                            "the membership keys changed",
-                        );
-                        current = ring.clone();
-                        changed(ring);
-                    }
+                    info!(
+                        sending_with = %ring.primary().id(),
+                        also_accepting = %ring.previous_id().map_or_else(|| "nothing".to_owned(), |id| id.to_string()),
+                        "the membership keys changed",
+                    );
+                    current = (*ring).clone();
+                    changed(*ring);
                 }
-                Err(e) => {
-                    let message = e.to_string();
-                    if failing.as_ref() != Some(&message) {
-                        warn!(error = %message, reason = e.label(), "keeping the membership keys in use");
-                        failing = Some(message);
+                Next::Refuse { why, reason } => {
+                    if failing.as_ref() != Some(&why) {
+                        if reason == UNRELATED {
+                            refused.inc();
+                        }
+                        warn!(error = %why, reason, "keeping the membership keys in use");
+                        failing = Some(why);
                     }
                 }
             }
         }
+    }
+}
+
+/// The `reason` of a ring refused for sharing no key with the one in use.
+const UNRELATED: &str = "membership_key_unrelated";
+
+/// What to do with what the key files hold now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// The same ring as in use.
+    Keep,
+    /// A new ring to hand to the membership.
+    Change(Box<Keyring>),
+    /// Keep the ring in use: `why` says what is wrong with the files.
+    Refuse {
+        /// A sentence for the log.
+        why: String,
+        /// A static label.
+        reason: &'static str,
+    },
+}
+
+/// Decides on what the files hold (`read`) given the ring in use. A ring that shares no key with the one in
+/// use is refused: a Secret re-created, or re-rendered by `helm template`, with a fresh key and no
+/// previousKey; speakers picking it up one by one would split the membership.
+pub fn next(current: &Keyring, read: Result<Keyring, KeyFileError>) -> Next {
+    match read {
+        Err(e) => Next::Refuse { why: e.to_string(), reason: e.label() },
+        Ok(ring) if ring == *current => Next::Keep,
+        Ok(ring) if !ring.shares_a_key_with(current) => Next::Refuse {
+            why: format!(
+                "the key files now hold key {} and no key this speaker holds; a running membership cannot move \
+                 to an unrelated key without splitting (rotate with speaker.membership.keyGeneration, which keeps \
+                 the old key as previousKey, or restart every speaker)",
+                ring.primary().id()
+            ),
+            reason: UNRELATED,
+        },
+        Ok(ring) => Next::Change(Box::new(ring)),
     }
 }
 
@@ -135,5 +176,25 @@ mod tests {
         assert_eq!(e.label(), "membership_key_read");
         assert!(e.to_string().contains(&key.display().to_string()), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_is_taken_and_an_unrelated_key_refused() {
+        let k = |s: &str| MembershipKey::from_bytes(s.as_bytes()).unwrap();
+        let (old, new, other) =
+            ("the key before the rotation", "the key after the rotation!", "a key of another install");
+        let current = Keyring::new(k(old), None);
+        assert_eq!(next(&current, Ok(Keyring::new(k(old), None))), Next::Keep);
+        let rotated = Keyring::new(k(new), Some(k(old)));
+        assert_eq!(next(&current, Ok(rotated.clone())), Next::Change(Box::new(rotated.clone())));
+        // The old key dropped later, and the next rotation: each shares a key with the ring in use.
+        assert_eq!(next(&rotated, Ok(Keyring::new(k(new), None))), Next::Change(Box::new(Keyring::new(k(new), None))));
+        let Next::Refuse { why, reason } = next(&current, Ok(Keyring::new(k(other), None))) else {
+            panic!("an unrelated key was taken")
+        };
+        assert_eq!(reason, UNRELATED);
+        assert!(why.contains("keyGeneration"), "{why}");
+        let missing = KeyFiles { key: "/nonexistent/key".into(), previous: None }.read();
+        assert!(matches!(next(&current, missing), Next::Refuse { reason: "membership_key_read", .. }));
     }
 }

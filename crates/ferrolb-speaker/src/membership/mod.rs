@@ -18,11 +18,11 @@
 pub mod envelope;
 pub mod keyfiles;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, Timer};
 use rand::SeedableRng;
@@ -44,6 +44,23 @@ pub const DEFAULT_PORT: u16 = 7947;
 /// announcing), unless all of them answered sooner. Without it a starting speaker would see itself alone and
 /// claim every IP for a moment.
 pub const SETTLE: Duration = Duration::from_millis(1500);
+
+/// How long the key a peer named is trusted without hearing from it again.
+const KEY_FRESH: Duration = Duration::from_secs(2);
+
+/// How long a peer's clock offset counts in `membership_clock_skew_seconds` without hearing from it again.
+const SKEW_FRESH: Duration = Duration::from_secs(10);
+
+/// What the latest authentic datagram from a peer said.
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    /// The key it sends with.
+    key: KeyId,
+    /// Its clock minus this node's, in ms.
+    skew_ms: i64,
+    /// When it arrived (monotonic).
+    at: Instant,
+}
 
 /// How often peers known from the API but absent from the membership are invited in.
 const INVITE_EVERY: Duration = Duration::from_secs(1);
@@ -173,11 +190,20 @@ impl Membership {
         peers: BTreeMap<String, SocketAddr>,
         metrics: Metrics,
     ) -> Result<(Membership, impl Future<Output = ()> + Send + 'static), MembershipError> {
-        let bind: SocketAddr = match settings.advertise {
-            SocketAddr::V4(a) => (std::net::Ipv4Addr::UNSPECIFIED, a.port()).into(),
-            SocketAddr::V6(a) => (std::net::Ipv6Addr::UNSPECIFIED, a.port()).into(),
+        // Bound to the advertised address, so datagrams leave from it and peers can tell who sent what by the
+        // source address; the wildcard only when the address is not this host's (a NAT'd InternalIP).
+        let socket = match UdpSocket::bind(settings.advertise).await {
+            Ok(socket) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                let bind: SocketAddr = match settings.advertise {
+                    SocketAddr::V4(a) => (std::net::Ipv4Addr::UNSPECIFIED, a.port()).into(),
+                    SocketAddr::V6(a) => (std::net::Ipv6Addr::UNSPECIFIED, a.port()).into(),
+                };
+                warn!(advertise = %settings.advertise, %bind, "the advertised address is not on this host; binding the wildcard");
+                UdpSocket::bind(bind).await.map_err(|source| MembershipError::Bind { addr: bind, source })?
+            }
+            Err(source) => return Err(MembershipError::Bind { addr: settings.advertise, source }),
         };
-        let socket = UdpSocket::bind(bind).await.map_err(|source| MembershipError::Bind { addr: bind, source })?;
         let me = MemberId { node: settings.node.clone(), addr: settings.advertise, incarnation: now_ms() };
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&me.incarnation.to_le_bytes());
@@ -193,8 +219,8 @@ impl Membership {
             runtime: AccumulatingRuntime::new(),
             socket,
             keys: settings.keys,
-            peer_keys: HashMap::new(),
-            peer_skew: HashMap::new(),
+            heard: HashMap::new(),
+            known: peers.values().copied().collect(),
             me: settings.node,
             peers,
             view: view_tx,
@@ -249,10 +275,10 @@ struct Task {
     runtime: AccumulatingRuntime<MemberId>,
     socket: UdpSocket,
     keys: Keyring,
-    /// The sending key each peer (by the address its datagrams come from) last named.
-    peer_keys: HashMap<SocketAddr, KeyId>,
-    /// How far each peer's clock was from this node's, by its last datagram (ms, positive: ahead).
-    peer_skew: HashMap<SocketAddr, i64>,
+    /// The latest authentic datagram from each peer known from the API, by its address.
+    heard: HashMap<SocketAddr, Heard>,
+    /// The peers' membership addresses, as the API gives them: only these are recorded in `heard`.
+    known: HashSet<SocketAddr>,
     me: String,
     peers: BTreeMap<String, SocketAddr>,
     view: watch::Sender<View>,
@@ -284,9 +310,9 @@ impl Task {
                 command = commands.recv() => match command {
                     Some(Command::Peers(peers)) => {
                         // Forget what was learnt from addresses no peer has any more.
-                        let known: BTreeSet<SocketAddr> = peers.values().copied().collect();
-                        self.peer_keys.retain(|a, _| known.contains(a));
-                        self.peer_skew.retain(|a, _| known.contains(a));
+                        self.known = peers.values().copied().collect();
+                        let known = &self.known;
+                        self.heard.retain(|a, _| known.contains(a));
                         self.peers = peers;
                         let size = self.peers.len() + 1;
                         if let Err(e) = self.foca.set_config(swim_config(size)) {
@@ -316,16 +342,33 @@ impl Task {
         }
     }
 
-    /// Records a peer's clock offset and exports the largest (signed: positive when the peer is ahead), so a clock drifting towards
-    /// [`envelope::MAX_CLOCK_SKEW_MS`] (where its datagrams would be refused as stale) shows before it splits
-    /// the membership. Only the wall clocks compared here; every timeout of the protocol runs on the
-    /// monotonic clock.
-    fn note_skew(&mut self, from: SocketAddr, sent_ms: u64, now_ms: u64) {
-        let skew = i64::try_from(i128::from(sent_ms) - i128::from(now_ms)).unwrap_or(i64::MAX);
-        self.peer_skew.insert(from, skew);
-        let largest = self.peer_skew.values().copied().max_by_key(|s| s.unsigned_abs()).unwrap_or(0);
+    /// Records what an authentic datagram from a known peer says: the key it sends with, and its clock's
+    /// offset. Exports the largest offset among peers heard from lately (signed: positive when the peer is
+    /// ahead), so a clock drifting towards [`envelope::MAX_CLOCK_SKEW_MS`] (where its datagrams would be
+    /// refused as stale) shows before it splits the membership. Only wall clocks are compared here; every
+    /// timeout of the protocol runs on the monotonic clock.
+    fn note(&mut self, from: SocketAddr, opened: &envelope::Opened<'_>, now_ms: u64) {
+        if !self.known.contains(&from) {
+            return;
+        }
+        let skew_ms = i64::try_from(i128::from(opened.sent_ms) - i128::from(now_ms)).unwrap_or(i64::MAX);
+        let at = Instant::now();
+        self.heard.insert(from, Heard { key: opened.sender_primary, skew_ms, at });
+        let largest = self
+            .heard
+            .values()
+            .filter(|h| at.duration_since(h.at) < SKEW_FRESH)
+            .map(|h| h.skew_ms)
+            .max_by_key(|s| s.unsigned_abs())
+            .unwrap_or(0);
         #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
         self.metrics.membership_clock_skew.set(largest as f64 / 1000.0);
+    }
+
+    /// The sending key `peer` named lately; None (seal under every key) when nothing authentic came from it
+    /// for [`KEY_FRESH`], since it may have changed keys (a rollback) without telling this speaker.
+    fn peer_key(&self, peer: SocketAddr) -> Option<KeyId> {
+        self.heard.get(&peer).filter(|h| h.at.elapsed() < KEY_FRESH).map(|h| h.key)
     }
 
     fn publish_keys(&self) {
@@ -341,8 +384,7 @@ impl Task {
         let now = now_ms();
         match envelope::open(&self.keys, now, datagram) {
             Ok(opened) => {
-                self.peer_keys.insert(from, opened.sender_primary);
-                self.note_skew(from, opened.sent_ms, now);
+                self.note(from, &opened, now);
                 let key = if opened.sealed_with == self.keys.primary().id() { "current" } else { "previous" };
                 self.metrics.membership_accepted.get_or_create(&KeyLabels { key }).inc();
                 self.foca.handle_data(opened.payload, &mut self.runtime)
@@ -383,7 +425,7 @@ impl Task {
     async fn flush(&mut self) {
         while let Some((dst, data)) = self.runtime.to_send() {
             let now = now_ms();
-            let sealed: Vec<Vec<u8>> = envelope::sealing_keys(&self.keys, self.peer_keys.get(&dst.addr).copied())
+            let sealed: Vec<Vec<u8>> = envelope::sealing_keys(&self.keys, self.peer_key(dst.addr))
                 .into_iter()
                 .map(|key| envelope::seal(&self.keys, key, now, &data))
                 .collect();

@@ -206,6 +206,25 @@ impl Lab {
             .unwrap_or(0.0))
     }
 
+    /// The metric `name` summed over node-1 .. node-`nodes`'s speakers.
+    pub fn speakers_total(&self, nodes: usize, name: &str) -> anyhow::Result<f64> {
+        (1..=nodes).map(|i| self.speaker_metric(&format!("node-{i}"), name)).sum()
+    }
+
+    /// The ids of the membership keys node-N's speaker sends with and still accepts (empty: none), from
+    /// `ferrolb_speaker_membership_keys`.
+    pub fn membership_key_ids(&self, node: &str) -> anyhow::Result<(String, String)> {
+        let metrics = self.speaker_metrics(node)?;
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("ferrolb_speaker_membership_keys{"))
+            .with_context(|| format!("{node}'s speaker exports no membership_keys"))?;
+        let label = |name: &str| {
+            line.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+        };
+        Ok((label("sending").context("no sending label")?, label("accepting").context("no accepting label")?))
+    }
+
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the lab's kube-apiserver, to play an API outage.
     pub fn freeze_api_server(&self, frozen: bool) -> anyhow::Result<()> {
         let pid = std::fs::read_to_string(self.dir.join("control-plane/kube-apiserver.pid"))?;

@@ -423,24 +423,6 @@ async fn bad_input_fails_with_a_message_that_says_what_to_do(lab: &Lab) -> anyho
 
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 
-/// The ids of the membership keys node-N's speaker sends with and still accepts (`ferrolb_speaker_membership_keys`).
-fn membership_key_ids(lab: &Lab, node: &str) -> anyhow::Result<(String, String)> {
-    let metrics = lab.speaker_metrics(node)?;
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("ferrolb_speaker_membership_keys{"))
-        .with_context(|| format!("{node}'s speaker exports no membership_keys"))?;
-    let label = |name: &str| {
-        line.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
-    };
-    Ok((label("sending").context("no sending label")?, label("accepting").context("no accepting label")?))
-}
-
-/// A metric summed over the three speakers.
-fn speakers_total(lab: &Lab, metric: &str) -> anyhow::Result<f64> {
-    NODES.iter().map(|n| lab.speaker_metric(n, metric)).sum()
-}
-
 fn membership_secret(lab: &Lab, field: &str) -> anyhow::Result<String> {
     lab.kubectl(&["get", "secret", "-n", NS, "ferrolb-membership", "-o", &format!("jsonpath={field}")])
 }
@@ -457,9 +439,9 @@ async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -
     let owners_before = owners()?;
     let downs = r#"ferrolb_speaker_membership_transitions_total{kind="down"}"#;
     let (downs_before, takeovers_before) =
-        (speakers_total(lab, downs)?, speakers_total(lab, "ferrolb_speaker_ownership_takeovers_total")?);
+        (lab.speakers_total(3, downs)?, lab.speakers_total(3, "ferrolb_speaker_ownership_takeovers_total")?);
     let ids_before: Vec<(String, String)> =
-        NODES.iter().map(|n| membership_key_ids(lab, n)).collect::<Result<_, _>>()?;
+        NODES.iter().map(|n| lab.membership_key_ids(n)).collect::<Result<_, _>>()?;
     let old_id = ids_before[0].0.clone();
     assert!(ids_before.iter().all(|ids| *ids == (old_id.clone(), String::new())), "{ids_before:?}");
     let chart = repo_root().join("charts/ferrolb");
@@ -486,7 +468,7 @@ async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -
             let deadline = std::time::Instant::now() + ROLL;
             loop {
                 let ids: Vec<(String, String)> =
-                    NODES.iter().map(|n| membership_key_ids(lab, n)).collect::<Result<_, _>>()?;
+                    NODES.iter().map(|n| lab.membership_key_ids(n)).collect::<Result<_, _>>()?;
                 if ids.iter().all(|(sending, accepting)| *sending != old_id && *accepting == old_id) {
                     anyhow::ensure!(ids.iter().all(|i| *i == ids[0]), "the speakers hold different keys: {ids:?}");
                     return Ok(());
@@ -507,18 +489,18 @@ async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -
     let previous = r#"ferrolb_speaker_membership_accepted_total{key="previous"}"#;
     // The speakers took the new Secret at different times, so each heard the others under the old key for a
     // while (also proof that the metric exists: a missing one reads as 0 below).
-    assert!(speakers_total(lab, previous)? > 0.0, "no datagram was ever accepted under the previous key");
+    assert!(lab.speakers_total(3, previous)? > 0.0, "no datagram was ever accepted under the previous key");
     wait_for("every speaker to send under the new key only", SOON, || async {
-        let before = speakers_total(lab, previous)?;
+        let before = lab.speakers_total(3, previous)?;
         // A window of traffic (about 20 datagrams per second per speaker), not synchronisation.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        Ok((speakers_total(lab, previous)? == before).then_some(()))
+        Ok((lab.speakers_total(3, previous)? == before).then_some(()))
     })
     .await?;
     assert_eq!(ferrolb_pod_identities(lab)?, pods, "a pod restarted for the rotation");
     assert_eq!(owners()?, owners_before, "an IP changed owner during the rotation");
-    assert_eq!(speakers_total(lab, downs)?, downs_before, "a speaker was declared down during the rotation");
-    assert_eq!(speakers_total(lab, "ferrolb_speaker_ownership_takeovers_total")?, takeovers_before);
+    assert_eq!(lab.speakers_total(3, downs)?, downs_before, "a speaker was declared down during the rotation");
+    assert_eq!(lab.speakers_total(3, "ferrolb_speaker_ownership_takeovers_total")?, takeovers_before);
 
     let back = upgrade("1")?;
     assert!(!back.status.success(), "helm accepted an older key generation");
@@ -555,7 +537,7 @@ async fn restarting_the_api_server_and_etcd_moves_no_ip(lab: &Lab) -> anyhow::Re
     };
     let owners_before = owners()?;
     let takeovers = "ferrolb_speaker_ownership_takeovers_total";
-    let takeovers_before = speakers_total(lab, takeovers)?;
+    let takeovers_before = lab.speakers_total(3, takeovers)?;
     let report = lab
         .probe_while(DEMO_IP, 80, 0, || {
             for parts in [&["kube-apiserver"][..], &["etcd"], &["etcd", "kube-apiserver"]] {
@@ -591,7 +573,7 @@ async fn restarting_the_api_server_and_etcd_moves_no_ip(lab: &Lab) -> anyhow::Re
     assert_eq!(assigned_ips(lab)?, before, "an IP moved");
     assert_eq!(owners()?, owners_before, "an IP changed owner");
     // The new Service's IP is the one takeover allowed.
-    assert_eq!(speakers_total(lab, takeovers)?, takeovers_before + 1.0, "a speaker took an IP over");
+    assert_eq!(lab.speakers_total(3, takeovers)?, takeovers_before + 1.0, "a speaker took an IP over");
     let mut seen = BTreeSet::new();
     for ip in before.lines().filter_map(|l| l.split_once('=')).flat_map(|(_, ips)| ips.split_whitespace()) {
         assert!(seen.insert(ip.to_owned()), "{ip} is held by two Services:\n{before}");

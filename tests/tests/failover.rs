@@ -93,13 +93,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
     let (owner, other) = announcers_with_backend_elsewhere(&lab).await?;
 
     // 5% membership packet loss into every node for 20 s: nobody is declared dead, nothing moves.
-    let downs = |lab: &Lab| -> anyhow::Result<f64> {
-        (1..=3)
-            .map(|i| {
-                lab.speaker_metric(&format!("node-{i}"), "ferrolb_speaker_membership_transitions_total{kind=\"down\"}")
-            })
-            .sum()
-    };
+    let downs = |lab: &Lab| lab.speakers_total(3, "ferrolb_speaker_membership_transitions_total{kind=\"down\"}");
     let downs_before = downs(&lab)?;
     for i in 1..=3 {
         lab.exec(&format!("node-{i}"), &["sh", "-c", LOSS])?;
@@ -136,12 +130,7 @@ async fn a_dead_owner_s_ip_moves_even_during_an_api_outage_while_loss_and_forger
     // Datagrams without the key are counted and change nothing: forgeries naming the speakers' key id (which
     // anyone on the LAN sees in the header) with a made-up tag, forgeries under another key, and garbage.
     let port_before = lab.speaker_metric(&other, "ferrolb_speaker_membership_size")?;
-    let metrics = lab.speaker_metrics(&other)?;
-    let key_id = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ferrolb_speaker_membership_keys{")?.split("sending=\"").nth(1)?.split('"').next())
-        .expect("the speaker exports its key id")
-        .to_owned();
+    let (key_id, _) = lab.membership_key_ids(&other)?;
     let forge = "import socket,os,time\n\
         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
         kid=bytes.fromhex(KID)\n\

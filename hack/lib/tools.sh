@@ -40,6 +40,33 @@ tool_path() {
 	if [[ -x "$dir/$1" ]]; then echo "$dir/$1"; else echo "$FERROLB_CACHE/k8s-$FERROLB_K8S_VERSION-etcd-$FERROLB_ETCD_VERSION/bin/$1"; fi
 }
 
+_build_etcd() {
+	local out="$1" work="$2"
+	mkdir -p "$work/etcd" && cd "$work/etcd" || return 1
+	cat > go.mod <<GOMOD
+module ferrolb.test/etcd
+
+go 1.26.0
+
+require go.etcd.io/etcd/server/v3 $FERROLB_ETCD_VERSION
+GOMOD
+	cat > main.go <<'GO'
+// Command etcd runs the etcd server exactly as the upstream etcd binary does.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+	GOFLAGS=-mod=mod go mod tidy >/dev/null || return 1
+	log "building etcd $FERROLB_ETCD_VERSION (first run only)"
+	GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/etcd" . || return 1
+}
+
 _build_kubernetes() {
 	local out="$1" work="$2"
 	local minor="${FERROLB_K8S_VERSION#v1.}"

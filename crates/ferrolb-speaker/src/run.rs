@@ -83,9 +83,15 @@ pub async fn run(
     let settings = MembershipSettings { node: me.clone(), advertise, keys: keys.clone() };
     let (membership, membership_task) = Membership::start(settings, peers.clone(), metrics.clone()).await?;
     tasks.spawn("membership", membership_task);
+    // The keys in use also sign the announcements: the loop reads them from here each pass.
+    let (keys_tx, keys_rx) = watch::channel(keys.clone());
+    let set_membership_keys = membership.key_setter();
     let follow = config.membership.keys.clone().follow(
         keys,
-        membership.key_setter(),
+        move |ring: crate::membership::Keyring| {
+            keys_tx.send_replace(ring.clone());
+            set_membership_keys(ring);
+        },
         metrics.membership_key_changes_refused.clone(),
     );
     tasks.spawn("membership key follower", follow);
@@ -219,6 +225,7 @@ pub async fn run(
                 start_probe(order.clone(), &links, settings.window, probe_tx.clone());
             }
         }
+        l2.sign_as(&me, &keys_rx.borrow());
         let io = Io {
             membership: &membership,
             l2: &mut l2,

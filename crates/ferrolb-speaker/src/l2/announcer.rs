@@ -1,5 +1,7 @@
 //! The layer 2 announcer: carries out an [`L2Order`] with one [`Responder`] per interface in use, gratuitous
-//! announcements for what is new, and solicited-node groups for owned IPv6 addresses.
+//! announcements for what is new, and solicited-node groups for owned IPv6 addresses. Announcements are
+//! signed with the membership key ([`crate::membership::signed_frames`]) once [`L2Announcer::sign_as`] has
+//! been called, so other speakers of the cluster can tell them from another host's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -13,6 +15,8 @@ use super::links::Link;
 use super::multicast::Memberships;
 use super::responder::{Responder, Sender};
 use crate::announce::Announcer;
+use crate::membership::Keyring;
+use crate::membership::signed_frames::sign_frame;
 use crate::metrics::{Metrics, ProtocolLabels};
 
 /// Delays of the repeated announcements after taking an IP: spread over more than a second so Linux
@@ -36,6 +40,15 @@ pub struct L2Announcer {
     announced: BTreeMap<String, BTreeSet<IpAddr>>,
     multicast: Memberships,
     metrics: Metrics,
+    /// Who signs the announcements, and with which keys; `None`: unsigned.
+    signer: Option<Signer>,
+}
+
+/// The node that signs announcements and the keys it signs with.
+#[derive(Clone)]
+struct Signer {
+    node: String,
+    ring: Keyring,
 }
 
 impl L2Announcer {
@@ -46,6 +59,15 @@ impl L2Announcer {
             announced: BTreeMap::new(),
             multicast: Memberships::default(),
             metrics,
+            signer: None,
+        }
+    }
+
+    /// Signs every announcement from now on as `node`, under the ring's sending key (called each pass, so a
+    /// rotated key signs from the next announcement on).
+    pub fn sign_as(&mut self, node: &str, ring: &Keyring) {
+        if self.signer.as_ref().is_none_or(|s| s.node != node || s.ring != *ring) {
+            self.signer = Some(Signer { node: node.to_owned(), ring: ring.clone() });
         }
     }
 
@@ -130,7 +152,7 @@ impl Announcer for L2Announcer {
                     }
                 }
                 if let (true, Some(r)) = (added || opened.contains(name), responder) {
-                    announce(r.mac, *ip, r.tx.clone(), self.metrics.clone());
+                    announce(r.mac, *ip, r.tx.clone(), self.signer.as_ref(), self.metrics.clone());
                 }
             }
         }
@@ -143,7 +165,7 @@ impl Announcer for L2Announcer {
         for (name, ips) in &self.announced {
             let Some(r) = self.responders.get(name) else { continue };
             for ip in ips {
-                announce(r.mac, *ip, r.tx.clone(), self.metrics.clone());
+                announce(r.mac, *ip, r.tx.clone(), self.signer.as_ref(), self.metrics.clone());
             }
         }
     }
@@ -160,14 +182,19 @@ impl Announcer for L2Announcer {
     }
 }
 
-/// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second.
-fn announce(mac: Mac, ip: IpAddr, tx: Sender, metrics: Metrics) {
+/// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second, signed
+/// when there is a signer.
+fn announce(mac: Mac, ip: IpAddr, tx: Sender, signer: Option<&Signer>, metrics: Metrics) {
     let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
     let frames: Vec<Vec<u8>> = match ip {
         IpAddr::V4(v4) => {
             vec![gratuitous_arp(mac, v4, GratuitousForm::Request), gratuitous_arp(mac, v4, GratuitousForm::Reply)]
         }
         IpAddr::V6(v6) => vec![neighbor_advertisement(mac, v6, None)],
+    };
+    let frames = match signer {
+        Some(s) => frames.iter().map(|f| sign_frame(&s.ring, &s.node, f)).collect(),
+        None => frames,
     };
     tokio::spawn(async move {
         let start = tokio::time::Instant::now();

@@ -37,6 +37,18 @@ pub const MIN_KEY_LEN: usize = 16;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId([u8; ID_LEN]);
 
+impl KeyId {
+    /// The id as it goes on the wire.
+    pub fn bytes(self) -> [u8; ID_LEN] {
+        self.0
+    }
+
+    /// The id read from the wire.
+    pub fn from_bytes(bytes: [u8; ID_LEN]) -> KeyId {
+        KeyId(bytes)
+    }
+}
+
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -95,6 +107,11 @@ impl MembershipKey {
     /// This key's public name.
     pub fn id(&self) -> KeyId {
         self.id
+    }
+
+    /// The HMAC-SHA256 of `message` under this key (for what else the key signs: announced frames).
+    pub(crate) fn sign(&self, message: &[u8]) -> hmac::Tag {
+        hmac::sign(&self.key, message)
     }
 }
 

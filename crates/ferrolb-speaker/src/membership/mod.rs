@@ -3,7 +3,8 @@
 //!
 //! Every datagram is sealed with the shared key ([`envelope`]); anything else is dropped and counted. Keys
 //! rotate without a restart ([`keyfiles`], [`Membership::set_keys`]): a peer gets datagrams under the key it
-//! last said it sends with, or under every key held until it has said. The
+//! last said it sends with, or under every key held until it has said. The same key signs the node's
+//! announcements ([`signed_frames`]), so speakers know each other on the wire too. The
 //! settings ([`swim_config`]) are the ones DESIGN.md records as measured on this hardware (probe every
 //! 100 ms, 30 ms probe RTT, 100 ms suspicion, gossip every 20 ms), plus 10 transmissions per update and
 //! forgetting down members after 5 s (both found with `tests/swim_simulation.rs`); `notify_down_members` is off because of a
@@ -17,6 +18,7 @@
 
 pub mod envelope;
 pub mod keyfiles;
+pub mod signed_frames;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;

@@ -1,0 +1,114 @@
+//! Signed announcements with real packets: a node namespace announces an IPv4 and an IPv6 address over a
+//! veth pair to a host namespace. The host's kernel must take the signed gratuitous ARP and neighbour
+//! advertisement as it takes unsigned ones (its neighbour entries, pointing elsewhere before, move to the
+//! node's MAC), and a capture on the host finds each announcement signed by the node under the
+//! membership key: a ring without that key finds no signer.
+//!
+//! Needs root (network namespaces, raw packet sockets): without it the test fails and says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ferrolb_packet::{Mac, claim};
+use ferrolb_speaker::Metrics;
+use ferrolb_speaker::announce::Announcer;
+use ferrolb_speaker::l2::{InterfacePolicy, L2Announcer, L2Order, read_links};
+use ferrolb_speaker::membership::signed_frames::signer;
+use ferrolb_speaker::membership::{Keyring, MembershipKey};
+use ferrolb_testns::{Netns, NsRuntime, require_root};
+use pnet_datalink::Channel;
+
+const V4: &str = "198.51.100.50";
+const V6: &str = "2001:db8:100::50";
+const ELSEWHERE: &str = "02:00:00:00:00:99";
+
+fn ring(byte: u8) -> Keyring {
+    Keyring::new(MembershipKey::from_bytes(&[byte; 32]).expect("a key"), None)
+}
+
+fn mac_of(ns: &Netns, dev: &str) -> Mac {
+    let text = ns.run("cat", &[&format!("/sys/class/net/{dev}/address")]);
+    let bytes: Vec<u8> = text.trim().split(':').map(|b| u8::from_str_radix(b, 16).expect("hex")).collect();
+    Mac(bytes.try_into().expect("six bytes"))
+}
+
+/// The frames `host` receives on its eth0 until `enough` holds for them or 10 s pass.
+fn capture(host: &Netns, enough: impl Fn(&[Vec<u8>]) -> bool + Send) -> Vec<Vec<u8>> {
+    host.within(move || {
+        let eth0 = pnet_datalink::interfaces().into_iter().find(|i| i.name == "eth0").expect("the host's eth0");
+        let config = pnet_datalink::Config { read_timeout: Some(Duration::from_millis(50)), ..Default::default() };
+        let Ok(Channel::Ethernet(_, mut rx)) = pnet_datalink::channel(&eth0, config) else {
+            panic!("a packet socket on the host's eth0")
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut frames = Vec::new();
+        while Instant::now() < deadline && !enough(&frames) {
+            if let Ok(frame) = rx.next() {
+                frames.push(frame.to_vec());
+            }
+        }
+        frames
+    })
+}
+
+#[test]
+fn announcements_carry_the_nodes_signature_and_neighbours_still_take_them() {
+    require_root("the signed announcement test (network namespaces, raw packet sockets)");
+    let node = Netns::new("sign-node");
+    let host = Netns::new("sign-host");
+    node.link("eth0", &["198.51.100.11/24", "2001:db8:100::11/64"], &host, "eth0", &["198.51.100.2/24"]);
+    host.ip(&["addr", "add", "2001:db8:100::2/64", "dev", "eth0", "nodad"]);
+    // Entries that point elsewhere: only an announcement the kernel accepts moves them to the node.
+    for ip in [V4, V6] {
+        host.ip(&["neigh", "replace", ip, "lladdr", ELSEWHERE, "dev", "eth0", "nud", "stale"]);
+    }
+    let node_mac = mac_of(&node, "eth0");
+
+    let runtime = NsRuntime::new(&node);
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let announcing = runtime.handle.spawn(async move {
+        let links = read_links(&InterfacePolicy { excluded_prefixes: vec![] });
+        let mut l2 = L2Announcer::new(Metrics::default());
+        l2.sign_as("node-a", &ring(1));
+        let ips: BTreeMap<IpAddr, Vec<String>> =
+            [V4, V6].iter().map(|ip| (ip.parse().expect("address"), vec!["eth0".to_owned()])).collect();
+        l2.announce(&L2Order { links, ips });
+        let _ = finished.await;
+    });
+
+    let wanted: BTreeSet<IpAddr> = [V4, V6].iter().map(|ip| ip.parse().expect("address")).collect();
+    let signed_claims = |frames: &[Vec<u8>]| -> BTreeSet<IpAddr> {
+        frames
+            .iter()
+            .filter(|f| signer(&ring(1), f) == Some("node-a"))
+            .filter_map(|f| claim(f))
+            .filter(|c| c.mac == node_mac && !c.probe)
+            .map(|c| c.ip)
+            .collect()
+    };
+    let frames = capture(&host, |frames| signed_claims(frames) == wanted);
+    let _ = done.send(());
+    futures::executor::block_on(announcing).expect("the announcer ran");
+
+    assert_eq!(signed_claims(&frames), wanted, "every announcement is signed by node-a");
+    let announcements: Vec<&Vec<u8>> =
+        frames.iter().filter(|f| claim(f).is_some_and(|c| c.mac == node_mac && wanted.contains(&c.ip))).collect();
+    assert!(announcements.iter().all(|f| signer(&ring(2), f).is_none()), "another cluster's key finds no signer");
+    assert!(announcements.iter().all(|f| signer(&ring(1), f) == Some("node-a")), "no announcement unsigned");
+
+    // The host's kernel took them: both entries now point at the node (the last announcement goes out at
+    // 1.1 s, past Linux's 1 s lock time).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let neighbours = host.ip(&["neigh", "show", "dev", "eth0"]);
+        let at_node = |ip: &str| {
+            neighbours.lines().any(|l| l.starts_with(&format!("{ip} ")) && l.contains(&node_mac.to_string()))
+        };
+        if at_node(V4) && at_node(V6) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the host did not take the signed announcements:\n{neighbours}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

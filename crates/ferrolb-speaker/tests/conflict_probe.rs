@@ -14,9 +14,7 @@ use ferrolb_testns::{Netns, require_root};
 const WINDOW: Duration = Duration::from_millis(200);
 
 fn mac_of(ns: &Netns, dev: &str) -> Mac {
-    let text = ns.run("cat", &[&format!("/sys/class/net/{dev}/address")]);
-    let bytes: Vec<u8> = text.trim().split(':').map(|b| u8::from_str_radix(b, 16).expect("hex")).collect();
-    Mac(bytes.try_into().expect("six bytes"))
+    Mac(ns.mac(dev))
 }
 
 #[test]

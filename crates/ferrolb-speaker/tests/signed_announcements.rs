@@ -28,9 +28,7 @@ fn ring(byte: u8) -> Keyring {
 }
 
 fn mac_of(ns: &Netns, dev: &str) -> Mac {
-    let text = ns.run("cat", &[&format!("/sys/class/net/{dev}/address")]);
-    let bytes: Vec<u8> = text.trim().split(':').map(|b| u8::from_str_radix(b, 16).expect("hex")).collect();
-    Mac(bytes.try_into().expect("six bytes"))
+    Mac(ns.mac(dev))
 }
 
 /// The frames `host` receives on its eth0 until `enough` holds for them or 10 s pass.

@@ -53,6 +53,13 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The hardware address of `dev` inside the namespace.
+    pub fn mac(&self, dev: &str) -> [u8; 6] {
+        let text = self.run("cat", &[&format!("/sys/class/net/{dev}/address")]);
+        let bytes: Vec<u8> = text.trim().split(':').map(|b| u8::from_str_radix(b, 16).expect("hex")).collect();
+        bytes.try_into().expect("six bytes")
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");

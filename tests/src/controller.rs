@@ -41,6 +41,16 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     /// Starts `ferrolb controller` against `plane` with extra flags; its log is `<plane dir>/logs/<name>.log`.
     pub fn start(plane: &ControlPlane, name: &str, extra: &[&str]) -> anyhow::Result<ControllerProcess> {
+        ControllerProcess::start_with_env(plane, name, extra, &[])
+    }
+
+    /// [`ControllerProcess::start`] with more environment (a [`crate::FakeClock`]'s, say).
+    pub fn start_with_env(
+        plane: &ControlPlane,
+        name: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> anyhow::Result<ControllerProcess> {
         let log = plane.dir().join("logs").join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new(ferrolb_binary()?)
@@ -50,6 +60,7 @@ impl ControllerProcess {
             .args(["--metrics-address", "127.0.0.1:0", "--identity", name, "--lease-duration", "4s"])
             .args(extra)
             .env("FERROLB_LOG", "info,ferrolb=debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -169,6 +169,16 @@ impl Lab {
         ClientProbe::start(self, "the ARP watch", "arp-watch.py", &["eth0", ip]).await
     }
 
+    /// Waits (up to 30 s) until an HTTP GET from the client to `ip` (v4 or v6) answers with a body holding
+    /// `expect`, and returns the body.
+    pub async fn wait_http(&self, ip: &str, expect: &str) -> anyhow::Result<String> {
+        let url = if ip.contains(':') { format!("http://[{ip}]/") } else { format!("http://{ip}/") };
+        crate::wait_for(&format!("HTTP through {ip}"), std::time::Duration::from_secs(30), || async {
+            Ok(self.exec("client", &["curl", "-s", "-m", "2", &url]).ok().filter(|b| b.contains(expect)))
+        })
+        .await
+    }
+
     /// The MACs that answer an ARP request for `ip` on the client's segment (a raw probe, one second).
     pub fn arp_answers(&self, ip: &str) -> anyhow::Result<Vec<String>> {
         self.arp_answers_on("eth0", ip)

@@ -4,14 +4,16 @@
 
 pub mod control_plane;
 pub mod controller;
+pub mod fake_clock;
 pub mod kubectl;
 pub mod lab;
 pub mod wait;
 
 pub use control_plane::ControlPlane;
 pub use controller::{ControllerProcess, ferrolb_binary};
+pub use fake_clock::FakeClock;
 pub use lab::{Lab, node_address};
-pub use wait::wait_for;
+pub use wait::{wait_for, wait_for_blocking};
 
 /// The lab tests' usual start: the demo pool (198.51.100.192/27) and an L2Advertisement for every node.
 pub const DEMO_POOL_ON_EVERY_NODE: &str = r#"apiVersion: ferrolb.io/v1alpha1

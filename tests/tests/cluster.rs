@@ -201,13 +201,7 @@ async fn the_demo_service_answers_from_exactly_one_node(lab: &Lab) -> anyhow::Re
     assert!(lab.arp_answers("198.51.100.199")?.is_empty(), "an address nobody holds was answered");
     assert_eq!(lab.speaker_metric(&owner, "ferrolb_speaker_owned_ips")?, 1.0);
     assert!(lab.speaker_metric(&owner, "ferrolb_speaker_gratuitous_sent_total{protocol=\"arp\"}")? >= 2.0);
-    let body = wait_for("HTTP through the EXTERNAL-IP", SOON, || async {
-        Ok(lab
-            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{DEMO_IP}/")])
-            .ok()
-            .filter(|b| b.contains("pod=web-")))
-    })
-    .await?;
+    let body = lab.wait_http(DEMO_IP, "pod=web-").await?;
     assert!(body.starts_with("pod=web-"), "{body}");
 
     lab.apply_file(&repo_root().join("hack/lab.d/dual.yaml"))?;
@@ -216,12 +210,7 @@ async fn the_demo_service_answers_from_exactly_one_node(lab: &Lab) -> anyhow::Re
         Ok((!ip.is_empty()).then_some(ip))
     })
     .await?;
-    let url = format!("http://[{v6}]/");
-    let body = wait_for("HTTP through the IPv6 EXTERNAL-IP", SOON, || {
-        let url = url.clone();
-        async move { Ok(lab.exec("client", &["curl", "-s", "-m", "2", &url]).ok().filter(|b| b.contains("pod=web-"))) }
-    })
-    .await?;
+    let body = lab.wait_http(&v6, "pod=web-").await?;
     assert!(body.contains("client=2001:db8:100::"), "{body}");
     let status = lab.lab(&["status"])?;
     assert!(status.contains("installed with helm") && status.contains("ferrolb-speaker-"), "{status}");
@@ -282,13 +271,7 @@ async fn an_address_another_host_holds_is_never_announced(lab: &Lab) -> anyhow::
     let node_macs: Vec<String> = (1..=3).map(|i| lab.node_mac(&format!("node-{i}"))).collect::<Result<_, _>>()?;
     let answers = lab.arp_answers(&taken)?;
     assert!(answers.iter().all(|m| !node_macs.contains(m)), "a node answered for {taken}: {answers:?}");
-    wait_for("HTTP through the new address", SOON, || async {
-        Ok(lab
-            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{moved}/")])
-            .ok()
-            .filter(|b| b.contains("pod=web-")))
-    })
-    .await?;
+    lab.wait_http(&moved, "pod=web-").await?;
     let pool = lab.kubectl(&["get", "ipaddresspool", "demo", "-o", "jsonpath={.status.conflicts}"])?;
     assert!(pool.contains(&format!("{taken} answered by {client_mac}")), "{pool}");
     let status = lab.ferrolb_status()?;
@@ -465,20 +448,13 @@ async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -
             anyhow::ensure!(done.status.success(), "helm upgrade: {}", stderr(&done));
             // The act is synchronous (the probe runs beside it): poll each speaker's key ids until every
             // kubelet has refreshed its mount and every speaker has re-read it.
-            let deadline = std::time::Instant::now() + ROLL;
-            loop {
-                let ids: Vec<(String, String)> =
-                    NODES.iter().map(|n| lab.membership_key_ids(n)).collect::<Result<_, _>>()?;
-                if ids.iter().all(|(sending, accepting)| *sending != old_id && *accepting == old_id) {
-                    anyhow::ensure!(ids.iter().all(|i| *i == ids[0]), "the speakers hold different keys: {ids:?}");
-                    return Ok(());
-                }
-                anyhow::ensure!(
-                    std::time::Instant::now() < deadline,
-                    "the speakers did not all take the new key: {ids:?}"
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
+            let mut held = Vec::new();
+            ferrolb_e2e::wait_for_blocking("every speaker to take the new key", ROLL, || {
+                held = NODES.iter().map(|n| lab.membership_key_ids(n)).collect::<Result<_, _>>()?;
+                Ok(held.iter().all(|(sending, accepting)| *sending != old_id && *accepting == old_id))
+            })?;
+            anyhow::ensure!(held.iter().all(|i| *i == held[0]), "the speakers hold different keys: {held:?}");
+            Ok(())
         })
         .await?;
     assert_eq!(report["failures"], 0, "connections failed during the key rotation: {report}");
@@ -560,13 +536,7 @@ async fn restarting_the_api_server_and_etcd_moves_no_ip(lab: &Lab) -> anyhow::Re
         Ok((!ip.is_empty()).then_some(ip))
     })
     .await?;
-    wait_for("HTTP through the new Service's IP", SOON, || async {
-        Ok(lab
-            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{ip}/")])
-            .ok()
-            .filter(|b| b.contains("pod=web-")))
-    })
-    .await?;
+    lab.wait_http(&ip, "pod=web-").await?;
     lab.kubectl(&["delete", "svc", "after-restart"])?;
     wait_for("the new Service's record to go", SOON, || async { Ok(lab.recorded_owner(&ip)?.is_none().then_some(())) })
         .await?;

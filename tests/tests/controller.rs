@@ -1,12 +1,13 @@
 //! The controller against a real kube-apiserver: allocation, every request kind and failure Event,
-//! sharing, dual-stack, pool rules, class filtering, restarts, two replicas and pool edits.
+//! sharing, dual-stack, pool rules, class filtering, restarts, two replicas, stepped wall clocks and pool
+//! edits.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use ferrolb_api::k8s::Service;
+use ferrolb_api::k8s::{Service, jiff};
 use ferrolb_e2e::control_plane::Components;
 use ferrolb_e2e::{ControlPlane, ControllerProcess, wait_for};
 use kube::Api;
@@ -545,5 +546,69 @@ async fn control_plane_runs_the_endpointslice_controller() -> anyhow::Result<()>
         Ok((!out.trim().is_empty()).then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+/// The leader's wall clock, then the standby's, steps 3 minutes forward, then 3 minutes back, then to the
+/// true time again. The Lease's renew time shows each step of the leader's clock (so the step really
+/// happened), yet the lease never changes hands, no address moves, and a Service created under each stepped
+/// clock gets an address. Leadership is timed on the monotonic clock: the holder counts its deadline from
+/// its last successful renewal, a standby from when it saw the record last change, as client-go does; the
+/// renew time written is never compared with anyone's clock.
+#[tokio::test]
+async fn stepped_wall_clocks_move_no_lease_and_no_address() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let leader_clock = ferrolb_e2e::FakeClock::at(plane.dir().join("clock-replica-a"))?;
+    let standby_clock = ferrolb_e2e::FakeClock::at(plane.dir().join("clock-replica-b"))?;
+    let _leader = ControllerProcess::start_with_env(&plane, "replica-a", &[], &leader_clock.env()?)?;
+    wait_for("replica-a to hold the lease", SOON, || async {
+        Ok((lease_holder(&plane)? == "replica-a").then_some(()))
+    })
+    .await?;
+    let _standby = ControllerProcess::start_with_env(&plane, "replica-b", &[], &standby_clock.env()?)?;
+    plane.apply(&pool("p", &["198.51.100.0/24"], ""))?;
+    let manifests: Vec<String> = (0..10).map(|i| service("default", &format!("s{i:02}"), 80, &[], "")).collect();
+    plane.apply(&manifests.join("---\n"))?;
+    let before = wait_for("10 Services to get addresses", SOON, || async {
+        let all = all_ips(&plane).await?;
+        Ok((all.len() == 10).then_some(all))
+    })
+    .await?;
+    let transitions = lease_record(&plane)?.transitions;
+    let mut created = 0;
+    for (clock, whose) in [(&leader_clock, "the leader"), (&standby_clock, "the standby")] {
+        for (offset, seconds) in [("+180", 180), ("-180", -180), ("+0", 0)] {
+            clock.step(offset)?;
+            if whose == "the leader" {
+                // Its next renewal carries the stepped time.
+                wait_for(&format!("a renewal at {offset}"), SOON, || async {
+                    let renewed = lease_record(&plane)?.renewed;
+                    let ahead = renewed.map(|r| r.as_second() - jiff::Timestamp::now().as_second());
+                    Ok(ahead.is_some_and(|a| (a - seconds).abs() < 30).then_some(()))
+                })
+                .await?;
+            }
+            // Two lease durations (4 s each) under the stepped clock, and a new Service served meanwhile.
+            let name = format!("n{created:02}");
+            created += 1;
+            plane.apply(&service("default", &name, 80, &[], ""))?;
+            let until = std::time::Instant::now() + Duration::from_secs(8);
+            while std::time::Instant::now() < until {
+                let lease = lease_record(&plane)?;
+                assert_eq!(lease.holder, "replica-a", "the lease moved with {whose}'s clock at {offset}");
+                assert_eq!(lease.transitions, transitions, "the lease changed hands with {whose}'s clock at {offset}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            wait_for(&format!("{name} to get an address"), SOON, || async {
+                Ok(all_ips(&plane).await?.contains_key(&format!("default/{name}")).then_some(()))
+            })
+            .await?;
+        }
+    }
+    let after = all_ips(&plane).await?;
+    for (svc, ips) in &before {
+        assert_eq!(after.get(svc), Some(ips), "{svc} moved while clocks stepped");
+    }
+    assert_no_duplicates(&after);
     Ok(())
 }

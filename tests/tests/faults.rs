@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb_e2e::{Lab, repo_root, wait_for};
+use ferrolb_e2e::{FakeClock, Lab, repo_root, wait_for, wait_for_blocking};
 
 const SOON: Duration = Duration::from_secs(30);
 const IP: &str = "198.51.100.192";
@@ -31,32 +31,16 @@ async fn speakers_killed_over_and_over_or_with_stepped_clocks_never_leave_two_ma
         Ok((lab.arp_answers(IP)? == [owner_mac.clone()]).then_some(()))
     })
     .await?;
-    wait_for("HTTP through the EXTERNAL-IP", SOON, || async {
-        Ok(lab
-            .exec("client", &["curl", "-s", "-m", "2", &format!("http://{IP}/")])
-            .ok()
-            .filter(|b| b.contains("pod=web-1")))
-    })
-    .await?;
+    lab.wait_http(IP, "pod=web-1").await?;
 
     wall_clocks_stepped_by_minutes_move_nothing(&lab).await?;
     a_speaker_killed_every_few_seconds_never_leaves_two_macs_answering(&lab).await?;
     Ok(())
 }
 
-fn clock_file(lab: &Lab, node: &str) -> std::path::PathBuf {
-    lab.dir().join(format!("clock-{node}"))
-}
-
-/// Where Debian's libfaketime is.
-fn libfaketime() -> anyhow::Result<String> {
-    let found = std::fs::read_dir("/usr/lib")?
-        .filter_map(Result::ok)
-        .map(|d| d.path().join("faketime/libfaketime.so.1"))
-        .find(|p| p.exists());
-    found
-        .and_then(|p| p.to_str().map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("libfaketime.so.1 not found (apt-get install faketime; hack/test does)"))
+/// node's wall clock (its speaker runs on it).
+fn clock(lab: &Lab, node: &str) -> anyhow::Result<FakeClock> {
+    FakeClock::at(lab.dir().join(format!("clock-{node}")))
 }
 
 /// Kills node's speaker (if running) and starts it again under its own fake wall clock.
@@ -64,23 +48,11 @@ fn restart_speaker(lab: &Lab, node: &str) -> anyhow::Result<()> {
     if let Ok(pid) = lab.lab(&["ferrolb-pid", "speaker", node]) {
         kill(pid.trim())?;
     }
-    let clock = clock_file(lab, node);
-    if !clock.exists() {
-        std::fs::write(&clock, "+0\n")?;
-    }
-    let preload = libfaketime()?;
+    let mut env = clock(lab, node)?.env()?;
     let binary = ferrolb_e2e::ferrolb_binary()?;
-    lab.lab_with_env(
-        &["start-speaker", node],
-        &[
-            ("LD_PRELOAD", &preload),
-            ("FAKETIME_TIMESTAMP_FILE", clock.to_str().expect("utf-8 path")),
-            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-            ("FAKETIME_CACHE_DURATION", "1"),
-            ("NO_FAKE_STAT", "1"),
-            ("FERROLB_BIN", binary.to_str().expect("utf-8 path")),
-        ],
-    )?;
+    env.push(("FERROLB_BIN".to_owned(), binary.to_str().expect("utf-8 path").to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    lab.lab_with_env(&["start-speaker", node], &env)?;
     Ok(())
 }
 
@@ -89,7 +61,7 @@ fn restart_speaker(lab: &Lab, node: &str) -> anyhow::Result<()> {
 fn kill(pid: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new("kill").args(["-KILL", pid]).status()?;
     anyhow::ensure!(status.success(), "kill -KILL {pid} failed");
-    poll(&format!("process {pid} to end"), Duration::from_secs(10), || {
+    wait_for_blocking(&format!("process {pid} to end"), Duration::from_secs(10), || {
         Ok(std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))))
     })
@@ -128,16 +100,16 @@ async fn wall_clocks_stepped_by_minutes_move_nothing(lab: &Lab) -> anyhow::Resul
             for node in [owner.as_str(), other] {
                 let observer = NODES.iter().find(|n| **n != node).copied().unwrap_or("node-1");
                 for (offset, seen) in [("+180", 170.0_f64), ("-180", -170.0), ("+0", 0.0)] {
-                    std::fs::write(clock_file(lab, node), format!("{offset}\n"))?;
+                    clock(lab, node)?.step(offset)?;
                     // The step is in effect once another speaker sees it in node's datagrams; then the
                     // membership runs on for a few seconds of traffic under the stepped clock.
-                    poll(&format!("{observer} to see {node}'s clock at {offset}"), SOON, || {
+                    wait_for_blocking(&format!("{observer} to see {node}'s clock at {offset}"), SOON, || {
                         let skew = lab.speaker_metric(observer, SKEW)?;
                         Ok(if seen == 0.0 { skew.abs() < 10.0 } else { skew * seen.signum() >= seen.abs() })
                     })?;
                     let accepted = r#"ferrolb_speaker_membership_accepted_total{key="current"}"#;
                     let before = lab.speaker_metric(node, accepted)?;
-                    poll(&format!("{node} to take 100 datagrams at {offset}"), SOON, || {
+                    wait_for_blocking(&format!("{node} to take 100 datagrams at {offset}"), SOON, || {
                         Ok(lab.speaker_metric(node, accepted)? >= before + 100.0)
                     })?;
                 }
@@ -164,26 +136,6 @@ fn assert_answered(arp: &serde_json::Value, percent: u64, what: &str) -> anyhow:
     Ok(())
 }
 
-/// Polls a synchronous condition (for use inside `probe_while`'s action) every 100 ms until `timeout`.
-fn poll(what: &str, timeout: Duration, mut ok: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        match ok() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "timed out after {timeout:?} waiting for {what}{}",
-                last.map(|e| format!(": {e:#}")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// For two minutes, whichever speaker owns the IP is killed with SIGKILL, the IP fails over, the killed
 /// speaker is started again and, a few seconds after it has rejoined, the next owner is killed. The client
 /// watching ARP never sees two MACs answer at once and never waits more than a few seconds for an answer;
@@ -199,11 +151,11 @@ async fn a_speaker_killed_every_few_seconds_never_leaves_two_macs_answering(lab:
                 let owner = lab.recorded_owner(IP)?.ok_or_else(|| anyhow::anyhow!("no owner"))?;
                 kill(lab.lab(&["ferrolb-pid", "speaker", &owner])?.trim())?;
                 kills += 1;
-                poll(&format!("the IP to fail over from {owner}"), SOON, || {
+                wait_for_blocking(&format!("the IP to fail over from {owner}"), SOON, || {
                     Ok(lab.recorded_owner(IP)?.is_some_and(|o| o != owner))
                 })?;
                 restart_speaker(lab, &owner)?;
-                poll(&format!("{owner}'s speaker to rejoin"), SOON, || {
+                wait_for_blocking(&format!("{owner}'s speaker to rejoin"), SOON, || {
                     Ok(lab.speaker_metric(&owner, "ferrolb_speaker_membership_size")? == 3.0)
                 })?;
                 // The cadence of the fault ("every few seconds"), not synchronisation.

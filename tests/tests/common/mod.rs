@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use ferrolb_api::k8s::Service;
+use ferrolb_api::k8s::{Service, jiff};
 use ferrolb_e2e::{ControlPlane, wait_for};
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
@@ -50,15 +50,35 @@ pub async fn ips(plane: &ControlPlane, ns: &str, name: &str) -> anyhow::Result<V
 
 /// Who holds the controller's leader-election Lease ("" when released).
 pub fn lease_holder(plane: &ControlPlane) -> anyhow::Result<String> {
-    plane.kubectl(&[
+    Ok(lease_record(plane)?.holder)
+}
+
+/// The controller's Lease as its holder last wrote it.
+pub struct LeaseRecord {
+    /// Who holds it (empty: released).
+    pub holder: String,
+    /// The renew time, from the holder's own wall clock (`None`: released).
+    pub renewed: Option<jiff::Timestamp>,
+    /// How many times it changed hands.
+    pub transitions: u64,
+}
+
+/// Reads the controller's Lease.
+pub fn lease_record(plane: &ControlPlane) -> anyhow::Result<LeaseRecord> {
+    let out = plane.kubectl(&[
         "get",
         "lease",
         "-n",
         "ferrolb-system",
         "ferrolb-controller",
         "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])
+        "jsonpath={.spec.holderIdentity}|{.spec.renewTime}|{.spec.leaseTransitions}",
+    ])?;
+    let mut fields = out.trim().split('|');
+    let holder = fields.next().unwrap_or_default().to_owned();
+    let renewed = fields.next().filter(|t| !t.is_empty()).map(str::parse).transpose()?;
+    let transitions = fields.next().filter(|t| !t.is_empty()).map_or(Ok(0), str::parse)?;
+    Ok(LeaseRecord { holder, renewed, transitions })
 }
 
 /// Waits until a Service has exactly `n` external IPs and returns them.

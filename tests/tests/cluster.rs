@@ -452,7 +452,8 @@ async fn the_membership_key_rotates_without_a_restart_or_a_moved_ip(lab: &Lab) -
             ferrolb_e2e::wait_for_blocking("every speaker to take the new key", ROLL, || {
                 held = NODES.iter().map(|n| lab.membership_key_ids(n)).collect::<Result<_, _>>()?;
                 Ok(held.iter().all(|(sending, accepting)| *sending != old_id && *accepting == old_id))
-            })?;
+            })
+            .map_err(|e| e.context(format!("the speakers hold {held:?}")))?;
             anyhow::ensure!(held.iter().all(|i| *i == held[0]), "the speakers hold different keys: {held:?}");
             Ok(())
         })

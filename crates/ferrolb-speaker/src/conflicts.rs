@@ -4,6 +4,9 @@
 //! controller to hand it to nobody (the Service gets another address), and the node that found it checks
 //! again every so often, deleting the record once nobody answers.
 //!
+//! The same holds for a conflict found while announcing ([`crate::split`] hands those in): the IP is
+//! withheld, recorded and re-checked the same way.
+//!
 //! Only new addresses are probed: an IP this speaker saw announced (by any node) or found in use when it
 //! started is taken over without probing, so a failover never waits, and a restarted speaker does not
 //! probe the IPs it announced a moment ago. An IP that leaves every Service is forgotten; handed out again
@@ -118,6 +121,8 @@ pub struct Observed<'a> {
     pub records: &'a [ConflictRecord],
     /// Probe results since the last pass.
     pub results: &'a [ProbeResult],
+    /// Conflicts found on IPs this node announces (another host claimed one twice, [`crate::split`]).
+    pub found_while_announcing: &'a [(IpAddr, Answer)],
     /// The wall-clock time, RFC 3339, for a new record.
     pub wall_clock: &'a str,
 }
@@ -186,6 +191,16 @@ impl ConflictTracker {
                     // The first check that it is gone comes one interval from now.
                     self.next_recheck.insert(result.ip, now + settings.recheck);
                 }
+            }
+        }
+
+        // A conflict found while announcing is recorded like one a probe found.
+        for (ip, answer) in seen.found_while_announcing {
+            if in_use.contains(ip) && !self.found.contains_key(ip) {
+                self.found.insert(*ip, answer.clone());
+                decision.found.push((*ip, answer.clone()));
+                decision.writes.push(record_write(seen, *ip, answer));
+                self.next_recheck.insert(*ip, now + settings.recheck);
             }
         }
 
@@ -296,6 +311,16 @@ pub fn conflict_note(me: &str, ip: IpAddr, answer: &Answer) -> String {
     format!(
         "{ip} is already in use on the LAN: {} answered {me}'s {how} on {}; not announcing it (the controller \
          assigns another address; kubectl get addressconflicts)",
+        answer.mac, answer.interface
+    )
+}
+
+/// The Warning Event's note for a conflict `me` found while announcing the IP.
+pub fn found_while_announcing_note(me: &str, ip: IpAddr, answer: &Answer) -> String {
+    let what = if ip.is_ipv4() { "gratuitous ARP" } else { "neighbour advertisement" };
+    format!(
+        "{ip} is claimed by another host on the LAN: {} sent a {what} for it on {} again after {me} defended it; \
+         no longer announcing it (the controller assigns another address; kubectl get addressconflicts)",
         answer.mac, answer.interface
     )
 }

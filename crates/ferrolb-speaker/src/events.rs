@@ -38,6 +38,8 @@ pub enum Reason {
     NoBgpAdvertiser,
     /// Another host on the LAN answered this node's probe for the IP: it is not announced.
     AddressConflict,
+    /// A speaker outside this node's membership view claimed an IP announced here: the membership is split.
+    MembershipSplit,
 }
 
 impl Reason {
@@ -57,6 +59,7 @@ impl Reason {
             Reason::BgpAdvertised => "BGPAdvertised",
             Reason::NoBgpAdvertiser => "NoBGPAdvertiser",
             Reason::AddressConflict => "AddressConflict",
+            Reason::MembershipSplit => "MembershipSplit",
         }
     }
 
@@ -72,6 +75,7 @@ impl Reason {
                 | Reason::BgpSessionFailing
                 | Reason::NoBgpAdvertiser
                 | Reason::AddressConflict
+                | Reason::MembershipSplit
         )
     }
 }

@@ -33,6 +33,7 @@ mod observe;
 pub mod pass;
 pub mod records;
 mod run;
+pub mod split;
 mod writer;
 
 pub use config::{MembershipOptions, SpeakerConfig};

@@ -82,6 +82,13 @@ pub struct Metrics {
 
     /// Frames the responders read from their packet sockets (what the kernel's BPF filter let through).
     pub frames_read: Counter,
+    /// Claims on watched IPs the responders could not hand to the loop (it was behind).
+    pub claims_dropped: Counter,
+    /// Claims on an IP this node announces, signed by a speaker of the cluster that is not in its membership
+    /// view: the membership is split.
+    pub membership_split_claims: Counter,
+    /// Gratuitous frames sent to defend an owned IP against another MAC's claim.
+    pub defences_sent: Counter,
 
     /// Forward mode's data plane.
     pub forward: ferrolb_forward::Metrics,
@@ -149,6 +156,21 @@ impl Metrics {
             "frames_read",
             "Frames the responders read from their filtered packet sockets",
             metrics.frames_read.clone(),
+        );
+        r.register(
+            "claims_dropped",
+            "Claims on watched IPs dropped because the speaker's loop was behind",
+            metrics.claims_dropped.clone(),
+        );
+        r.register(
+            "membership_split_claims",
+            "Claims on an announced IP signed by a cluster speaker outside this speaker's membership view (a split)",
+            metrics.membership_split_claims.clone(),
+        );
+        r.register(
+            "defences_sent",
+            "Gratuitous announcements sent to defend an announced IP against another MAC's claim",
+            metrics.defences_sent.clone(),
         );
         metrics
     }

@@ -16,6 +16,9 @@
 //! - A new IP is probed for before this node first announces it ([`crate::conflicts`]): it is withheld
 //!   (neither announced nor placed, so no Event or record says it is) until the probe comes back quiet;
 //!   when another host answers, the Services get an `AddressConflict` Warning and the IP stays dark.
+//! - Claims other MACs make on an IP announced here are settled before anything else ([`crate::split`]):
+//!   an IP yielded to a speaker outside the view (a split membership) is withheld like a probed one, and a
+//!   foreign host claiming it twice becomes an address conflict.
 //! - Forward mode skips endpoints on nodes that left the membership ([`crate::departed`]): Kubernetes
 //!   keeps a dead node's pods ready for tens of seconds, the membership knows in a fraction of a second.
 //! - BGP: every eligible node advertises (no single owner, [`crate::bgp::placement`]); in forward mode it
@@ -36,7 +39,7 @@ use crate::bgp::placement::{self as bgp_placement, BgpAdvertisement, BgpConfig, 
 use crate::bgp::report::{self as bgp_report, ExistingSession, SessionWrite};
 use crate::conflicts::{
     ConflictRecord, ConflictTracker, ConflictWrite, Observed as ConflictsSeen, ProbeOrder, ProbeResult, ProbeSettings,
-    conflict_note,
+    conflict_note, found_while_announcing_note,
 };
 use crate::departed::Departures;
 use crate::desired::{Advertisement, Cluster, ExternalIp, NodeInfo, Placement, place};
@@ -45,6 +48,7 @@ use crate::events::{OutEvent, Reason, Regarding, bgp_advertisers_note, not_annou
 use crate::l2::{L2Order, Link, choose};
 use crate::membership::View;
 use crate::records::{RecordInputs, ServiceRef, Write, reconcile};
+use crate::split::{HeardClaim, Observed as ClaimsSeen, SplitTracker, split_note};
 
 /// How long an old owner keeps forwarding an IP it gave up: the new owner announces three times over 1.1 s,
 /// and clients keep sending to the old owner's MAC until an announcement reaches them.
@@ -81,6 +85,8 @@ pub struct Inputs<'a> {
     pub bgp: Bgp<'a>,
     /// Address conflict detection's inputs.
     pub conflicts: Conflicts<'a>,
+    /// Claims other MACs made on watched IPs since the last pass.
+    pub heard: &'a [HeardClaim],
     /// The wall-clock time, RFC 3339, for the `since` of IPs taken now.
     pub wall_clock: &'a str,
 }
@@ -156,6 +162,12 @@ pub struct Pass {
     pub conflicts_found: u64,
     /// `AddressConflict` writes.
     pub conflict_writes: Vec<ConflictWrite>,
+    /// Announced IPs to defend now against another MAC's claim (sent after [`Pass::announce`]).
+    pub defend: Vec<IpAddr>,
+    /// Yielded IPs to probe now, with their interfaces.
+    pub probe_yielded: BTreeMap<IpAddr, Vec<String>>,
+    /// How many claims signed by a speaker outside the view were heard in this pass.
+    pub split_claims: u64,
     /// When the next pass must run at the latest (endpoints settling, a drain ending, a missing speaker
     /// becoming reportable); `None`: only on a change.
     pub wake_at: Option<Instant>,
@@ -170,6 +182,7 @@ pub struct State {
     absence: AbsenceTracker,
     departures: Departures,
     conflicts: ConflictTracker,
+    split: SplitTracker,
     /// The placement of every IP after the last pass.
     placed: BTreeMap<IpAddr, Placement>,
     /// When this node took each IP it announces (RFC 3339).
@@ -200,6 +213,7 @@ impl State {
             absence: AbsenceTracker::default(),
             departures: Departures::default(),
             conflicts: ConflictTracker::default(),
+            split: SplitTracker::default(),
             placed: BTreeMap::new(),
             since: BTreeMap::new(),
             peers,
@@ -289,7 +303,34 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
                 _ => None,
             })
             .collect(),
+        yielded: BTreeMap::new(),
     };
+    // Claims on the IPs announced here: split memberships settle by rank, foreign hosts are defended once.
+    let mut settlement = crate::split::Settlement::default();
+    if view.settled {
+        let announced: BTreeSet<IpAddr> =
+            state.placed.iter().filter(|(_, p)| matches!(p, Placement::Announce { .. })).map(|(ip, _)| *ip).collect();
+        let seen = ClaimsSeen {
+            me: &me,
+            live: &view.members,
+            placed_here: &announce.ips,
+            announced: &announced,
+            heard: inputs.heard,
+        };
+        settlement = state.split.settle(&seen, now);
+        for ip in &settlement.withhold {
+            placed.remove(ip);
+            announce.ips.remove(ip);
+        }
+        announce.yielded = std::mem::take(&mut settlement.yielded);
+        for claim in &settlement.splits {
+            let note = split_note(&me, claim, &view.members);
+            for ext in inputs.ips.iter().filter(|e| e.ip == claim.ip) {
+                events.extend(service_events(ext, inputs.services, Reason::MembershipSplit, &note));
+            }
+        }
+        wake_by(&mut wake_at, settlement.wake_at);
+    }
     // Address conflicts: new IPs are probed first; an IP being probed or in conflict is withheld, as if not
     // placed here at all.
     let mut probes = Vec::new();
@@ -306,6 +347,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
             links: inputs.links,
             records: inputs.conflicts.records,
             results: inputs.conflicts.results,
+            found_while_announcing: &settlement.conflicts,
             wall_clock: inputs.wall_clock,
         };
         let decision = state.conflicts.decide(&seen, settings, now);
@@ -315,7 +357,11 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         }
         for (ip, answer) in &decision.found {
             conflicts_found += 1;
-            let note = conflict_note(&me, *ip, answer);
+            let note = if settlement.conflicts.iter().any(|(found, _)| found == ip) {
+                found_while_announcing_note(&me, *ip, answer)
+            } else {
+                conflict_note(&me, *ip, answer)
+            };
             for ext in inputs.ips.iter().filter(|e| e.ip == *ip) {
                 events.extend(service_events(ext, inputs.services, Reason::AddressConflict, &note));
             }
@@ -442,6 +488,9 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         probes,
         conflicts_found,
         conflict_writes,
+        defend: settlement.defend,
+        probe_yielded: settlement.probe,
+        split_claims: settlement.split_claims,
         wake_at,
     }
 }

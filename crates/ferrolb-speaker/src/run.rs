@@ -25,11 +25,13 @@ use crate::bgp::bfd::BfdEndpoint;
 use crate::config::SpeakerConfig;
 use crate::conflicts::{Answer, ProbeOrder, ProbeResult};
 use crate::error::{Error, Result};
-use crate::l2::{L2Announcer, Link, read_links};
+use crate::l2::{HeardFrame, L2Announcer, Link, read_links};
+use crate::membership::signed_frames::signer;
 use crate::membership::{Membership, MembershipSettings};
 use crate::metrics::Metrics;
 use crate::observe::Stores;
 use crate::pass::{Bgp, Conflicts, DRAIN, ForwardOrder, Forwarding, Inputs, Pass, State, pass};
+use crate::split::HeardClaim;
 use crate::writer::{Outbox, writer_task};
 
 /// How often the kernel path checks that its nftables table is still there.
@@ -43,6 +45,10 @@ const RESYNC: Duration = Duration::from_secs(60);
 
 /// How often the loop beats the heartbeat while nothing happens (well inside `ferrolb_runtime`'s stall time).
 const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Claims the responders may queue for the loop before they drop the excess (a flood of foreign claims
+/// must not grow memory; settling needs only a few).
+const CLAIM_QUEUE: usize = 256;
 
 /// How long the API writer may take to flush at shutdown.
 const WRITER_FLUSH: Duration = Duration::from_secs(2);
@@ -124,7 +130,10 @@ pub async fn run(
     info!(node = %me, %advertise, "caches synced, membership started; placing external IPs");
     health.set_ready(true);
 
-    let mut l2 = L2Announcer::new(metrics.clone());
+    // Responders report claims other MACs make on the IPs they watch; the next pass settles them.
+    let (claims_tx, mut claims_rx) = mpsc::channel::<HeardFrame>(CLAIM_QUEUE);
+    let mut heard: Vec<HeardClaim> = Vec::new();
+    let mut l2 = L2Announcer::new(metrics.clone(), claims_tx);
     // BFD listens on every node, so that a BGPPeer naming a profile finds it running.
     let bfd = match BfdEndpoint::start() {
         Ok((endpoint, task)) => {
@@ -178,6 +187,13 @@ pub async fn run(
                     probe_results.push(more);
                 }
             }
+            Some(frame) = claims_rx.recv() => {
+                let ring = keys_rx.borrow().clone();
+                heard.push(heard_claim(&ring, frame));
+                while let Ok(more) = claims_rx.try_recv() {
+                    heard.push(heard_claim(&ring, more));
+                }
+            }
             _ = heartbeat.tick() => continue,
             _ = resync.tick() => {}
             ended = tasks.ended() => return Err(Error::Task(ended)),
@@ -213,11 +229,13 @@ pub async fn run(
                 records: &snapshot.conflicts,
                 results: &probe_results,
             },
+            heard: &heard,
             wall_clock: &wall_clock,
         };
         let now = Instant::now();
         let turn = pass(&mut state, &inputs, now.into_std());
         probe_results.clear();
+        heard.clear();
         wake_at = turn.wake_at.map(Instant::from_std);
         if let Some(settings) = config.conflict_probe {
             for order in &turn.probes {
@@ -282,6 +300,9 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
         probes: _,
         conflicts_found,
         conflict_writes,
+        defend,
+        probe_yielded,
+        split_claims,
         wake_at: _,
     } = turn;
     if let Some(peers) = peers {
@@ -296,6 +317,9 @@ async fn apply(turn: Pass, io: Io<'_>) -> bool {
         forwarded &= forward(dp, &order).await;
     }
     io.l2.announce(&announce);
+    io.l2.defend(&defend);
+    io.l2.probe(&probe_yielded);
+    io.metrics.membership_split_claims.inc_by(split_claims);
     io.bgp.announce(&bgp);
     if let (Some(dp), Some(order)) = (dataplane, forward_after) {
         forwarded &= forward(dp, &order).await;
@@ -342,6 +366,16 @@ fn start_probe(order: ProbeOrder, links: &[Link], window: Duration, results: mps
         }
         let _ = results.send(ProbeResult { ip: order.ip, answer, recheck: order.recheck });
     });
+}
+
+/// A heard frame with the cluster speaker whose signature it carries under `ring`, if any.
+fn heard_claim(ring: &crate::membership::Keyring, frame: HeardFrame) -> HeardClaim {
+    HeardClaim {
+        signer: signer(ring, &frame.frame).map(str::to_owned),
+        ip: frame.ip,
+        mac: frame.mac,
+        interface: frame.interface,
+    }
 }
 
 async fn forward(dp: &mut Dataplane, order: &ForwardOrder) -> bool {

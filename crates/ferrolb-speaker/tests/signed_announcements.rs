@@ -2,7 +2,9 @@
 //! veth pair to a host namespace. The host's kernel must take the signed gratuitous ARP and neighbour
 //! advertisement as it takes unsigned ones (its neighbour entries, pointing elsewhere before, move to the
 //! node's MAC), and a capture on the host finds each announcement signed by the node under the
-//! membership key: a ring without that key finds no signer.
+//! membership key: a ring without that key finds no signer. Then two node namespaces on one link hear each
+//! other's signed claims through their responders, as a split membership would, and a node that yielded an
+//! IP probes for it and hears the winner answer.
 //!
 //! Needs root (network namespaces, raw packet sockets): without it the test fails and says so.
 
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use ferrolb_packet::{Mac, claim};
 use ferrolb_speaker::Metrics;
 use ferrolb_speaker::announce::Announcer;
-use ferrolb_speaker::l2::{InterfacePolicy, L2Announcer, L2Order, read_links};
+use ferrolb_speaker::l2::{HeardFrame, InterfacePolicy, L2Announcer, L2Order, read_links};
 use ferrolb_speaker::membership::signed_frames::signer;
 use ferrolb_speaker::membership::{Keyring, MembershipKey};
 use ferrolb_testns::{Netns, NsRuntime, require_root};
@@ -67,11 +69,12 @@ fn announcements_carry_the_nodes_signature_and_neighbours_still_take_them() {
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let announcing = runtime.handle.spawn(async move {
         let links = read_links(&InterfacePolicy { excluded_prefixes: vec![] });
-        let mut l2 = L2Announcer::new(Metrics::default());
+        let (claims, _heard) = tokio::sync::mpsc::channel(16);
+        let mut l2 = L2Announcer::new(Metrics::default(), claims);
         l2.sign_as("node-a", &ring(1));
         let ips: BTreeMap<IpAddr, Vec<String>> =
             [V4, V6].iter().map(|ip| (ip.parse().expect("address"), vec!["eth0".to_owned()])).collect();
-        l2.announce(&L2Order { links, ips });
+        l2.announce(&L2Order { links, ips, yielded: BTreeMap::new() });
         let _ = finished.await;
     });
 
@@ -109,4 +112,87 @@ fn announcements_carry_the_nodes_signature_and_neighbours_still_take_them() {
         assert!(Instant::now() < deadline, "the host did not take the signed announcements:\n{neighbours}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `node`'s announcer, signing as `name`, announcing `announce` and yielding `yielded` on eth0; returns the
+/// claims its responder heard, once `enough` holds for them or 10 s pass. `probe` is sent each 100 ms.
+fn heard_by(
+    node: &Netns,
+    name: &'static str,
+    announce: &[&str],
+    yielded: &[&str],
+    enough: impl Fn(&[HeardFrame]) -> bool + Send + 'static,
+) -> Heard {
+    let runtime = NsRuntime::new(node);
+    let on_eth0 = |ips: &[&str]| -> BTreeMap<IpAddr, Vec<String>> {
+        ips.iter().map(|ip| (ip.parse().expect("address"), vec!["eth0".to_owned()])).collect()
+    };
+    let (ips, yielded) = (on_eth0(announce), on_eth0(yielded));
+    let task = runtime.handle.spawn(async move {
+        let links = read_links(&InterfacePolicy { excluded_prefixes: vec![] });
+        let (claims, mut heard_rx) = tokio::sync::mpsc::channel(64);
+        let mut l2 = L2Announcer::new(Metrics::default(), claims);
+        l2.sign_as(name, &ring(1));
+        l2.announce(&L2Order { links, ips, yielded: yielded.clone() });
+        let mut heard = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !enough(&heard) && tokio::time::Instant::now() < deadline {
+            l2.probe(&yielded);
+            if let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(100), heard_rx.recv()).await {
+                heard.push(frame);
+            }
+        }
+        heard
+    });
+    Heard { _runtime: runtime, task }
+}
+
+/// A node's announcer running in its namespace, and the claims it will have heard.
+struct Heard {
+    _runtime: NsRuntime,
+    task: tokio::task::JoinHandle<Vec<HeardFrame>>,
+}
+
+impl Heard {
+    fn join(self) -> Vec<HeardFrame> {
+        futures::executor::block_on(self.task).expect("the announcer ran")
+    }
+}
+
+#[test]
+fn responders_hear_other_speakers_claims_and_a_yielding_node_hears_the_winner_answer_its_probes() {
+    require_root("the claims test (network namespaces, raw packet sockets)");
+    let a = Netns::new("claim-a");
+    let b = Netns::new("claim-b");
+    a.link("eth0", &["198.51.100.11/24", "2001:db8:100::11/64"], &b, "eth0", &["198.51.100.12/24"]);
+    b.ip(&["addr", "add", "2001:db8:100::12/64", "dev", "eth0", "nodad"]);
+    let (mac_a, mac_b) = (mac_of(&a, "eth0"), mac_of(&b, "eth0"));
+    let wanted: BTreeSet<IpAddr> = [V4, V6].iter().map(|ip| ip.parse().expect("address")).collect();
+    let signed_by = |heard: &[HeardFrame], mac: Mac, node: &str| -> BTreeSet<IpAddr> {
+        heard.iter().filter(|h| h.mac == mac && signer(&ring(1), &h.frame) == Some(node)).map(|h| h.ip).collect()
+    };
+
+    // Both announce both addresses (each side of a split): each hears the other's signed announcements.
+    let wanted_a = wanted.clone();
+    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], move |h| signed_by(h, mac_b, "node-b") == wanted_a);
+    let wanted_b = wanted.clone();
+    let at_b = heard_by(&b, "node-b", &[V4, V6], &[], move |h| signed_by(h, mac_a, "node-a") == wanted_b);
+    let (heard_a, heard_b) = (at_a.join(), at_b.join());
+    assert_eq!(signed_by(&heard_a, mac_b, "node-b"), wanted, "node-a heard node-b's claims: {heard_a:?}");
+    assert_eq!(signed_by(&heard_b, mac_a, "node-a"), wanted, "node-b heard node-a's claims: {heard_b:?}");
+    // Its own frames come back on each socket too: they are not claims.
+    assert!(heard_a.iter().all(|h| h.mac == mac_b), "node-a reported only node-b's frames: {heard_a:?}");
+    assert!(heard_b.iter().all(|h| h.mac == mac_a), "node-b reported only node-a's frames: {heard_b:?}");
+
+    // node-b yields both to node-a: it no longer answers, but probes, and hears node-a answer the probes.
+    let answered = move |heard: &[HeardFrame]| -> BTreeSet<IpAddr> {
+        heard.iter().filter(|h| h.mac == mac_a && signer(&ring(1), &h.frame).is_none()).map(|h| h.ip).collect()
+    };
+    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], |_| false);
+    let wanted_b = wanted.clone();
+    let at_b = heard_by(&b, "node-b", &[], &[V4, V6], move |h| answered(h) == wanted_b);
+    let heard_b = at_b.join();
+    assert_eq!(answered(&heard_b), wanted, "node-b heard node-a answer its probes: {heard_b:?}");
+    let heard_a = at_a.join();
+    assert!(heard_a.iter().all(|h| h.mac != mac_b), "node-b claimed nothing while yielding: {heard_a:?}");
 }

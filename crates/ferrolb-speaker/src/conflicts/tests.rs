@@ -19,6 +19,7 @@ struct World {
     mine: BTreeMap<IpAddr, Vec<String>>,
     records: Vec<ConflictRecord>,
     results: Vec<ProbeResult>,
+    found_while_announcing: Vec<(IpAddr, Answer)>,
     live: BTreeSet<String>,
     janitor: bool,
 }
@@ -56,6 +57,7 @@ impl World {
             links: &links,
             records: &self.records,
             results: &self.results,
+            found_while_announcing: &self.found_while_announcing,
             wall_clock: "2026-12-02T04:00:00Z",
         };
         tracker.decide(&seen, SETTINGS, now)
@@ -205,4 +207,29 @@ fn a_record_that_never_appeared_is_written_again_each_interval() {
     let decision = world.decide(&mut tracker, start + Duration::from_secs(60));
     assert!(matches!(decision.writes.as_slice(), [ConflictWrite::Apply { .. }]), "{:?}", decision.writes);
     assert!(world.decide(&mut tracker, start + Duration::from_secs(61)).writes.is_empty(), "once per interval");
+}
+
+#[test]
+fn a_conflict_found_while_announcing_is_withheld_recorded_and_rechecked() {
+    let mut tracker = ConflictTracker::default();
+    let start = Instant::now();
+    let mut world = World::default().with_mine("198.51.100.10");
+    assert_eq!(world.decide(&mut tracker, start), Decision::default(), "announced, known");
+    let answer = Answer { mac: THEIRS, interface: "eth0".into() };
+    world.found_while_announcing = vec![(ip("198.51.100.10"), answer.clone())];
+    let decision = world.decide(&mut tracker, start + Duration::from_secs(1));
+    assert_eq!(decision.found, [(ip("198.51.100.10"), answer)]);
+    assert!(decision.withhold.contains(&ip("198.51.100.10")));
+    assert!(matches!(decision.writes.as_slice(), [ConflictWrite::Apply { name, .. }] if name == "ip-198-51-100-10"));
+    // Reported once; withheld from then on, and re-checked by probing once the record exists.
+    world.found_while_announcing.clear();
+    world.records = vec![record("198.51.100.10", "node-1")];
+    let decision = world.decide(&mut tracker, start + Duration::from_secs(2));
+    assert!(decision.found.is_empty() && decision.writes.is_empty());
+    assert!(decision.withhold.contains(&ip("198.51.100.10")));
+    let decision = world.decide(&mut tracker, start + Duration::from_secs(62));
+    assert_eq!(
+        decision.probes,
+        [ProbeOrder { ip: ip("198.51.100.10"), interfaces: vec!["eth0".into()], recheck: true }]
+    );
 }

@@ -1,19 +1,20 @@
 //! The layer 2 announcer: carries out an [`L2Order`] with one [`Responder`] per interface in use, gratuitous
 //! announcements for what is new, and solicited-node groups for owned IPv6 addresses. Announcements are
 //! signed with the membership key ([`crate::membership::signed_frames`]) once [`L2Announcer::sign_as`] has
-//! been called, so other speakers of the cluster can tell them from another host's.
+//! been called, so other speakers of the cluster can tell them from another host's. It also sends what
+//! settling a claim needs ([`crate::split`]): one defence of an owned IP, and probes for a yielded one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use ferrolb_packet::{GratuitousForm, Mac, gratuitous_arp, neighbor_advertisement};
+use ferrolb_packet::{GratuitousForm, Mac, arp_probe, dad_solicitation, gratuitous_arp, neighbor_advertisement};
 use tracing::{info, warn};
 
 use super::links::Link;
 use super::multicast::Memberships;
-use super::responder::{Responder, Sender};
+use super::responder::{Addresses, ClaimSender, Responder, Sender};
 use crate::announce::Announcer;
 use crate::membership::Keyring;
 use crate::membership::signed_frames::sign_frame;
@@ -31,6 +32,9 @@ pub struct L2Order {
     pub links: Vec<Link>,
     /// Each announced IP and its interfaces (empty: no eligible interface, so it is not answered).
     pub ips: BTreeMap<IpAddr, Vec<String>>,
+    /// IPs placed here but yielded to another speaker (a split membership), with their interfaces: not
+    /// answered, but their claims are still heard there.
+    pub yielded: BTreeMap<IpAddr, Vec<String>>,
 }
 
 /// Answers ARP/NDP for the IPs of the last [`L2Order`]; see the module doc.
@@ -42,6 +46,8 @@ pub struct L2Announcer {
     metrics: Metrics,
     /// Who signs the announcements, and with which keys; `None`: unsigned.
     signer: Option<Signer>,
+    /// Where the responders report claims.
+    claims: ClaimSender,
 }
 
 /// The node that signs announcements and the keys it signs with.
@@ -52,14 +58,50 @@ struct Signer {
 }
 
 impl L2Announcer {
-    /// An announcer with nothing to announce.
-    pub fn new(metrics: Metrics) -> L2Announcer {
+    /// An announcer with nothing to announce; its responders report claims on `claims`.
+    pub fn new(metrics: Metrics, claims: ClaimSender) -> L2Announcer {
         L2Announcer {
             responders: HashMap::new(),
             announced: BTreeMap::new(),
             multicast: Memberships::default(),
             metrics,
             signer: None,
+            claims,
+        }
+    }
+
+    /// Sends one gratuitous announcement for each of `ips` on every interface it is announced on now: the
+    /// defence of an owned IP against another MAC's claim.
+    pub fn defend(&self, ips: &[IpAddr]) {
+        for ip in ips {
+            for (name, announced) in &self.announced {
+                let Some(r) = self.responders.get(name).filter(|_| announced.contains(ip)) else { continue };
+                let frames = signed(&announcements(r.mac, *ip), self.signer.as_ref());
+                let mut sender = r.tx.lock().unwrap_or_else(PoisonError::into_inner);
+                for frame in &frames {
+                    if let Some(Err(e)) = sender.send_to(frame, None) {
+                        warn!(%ip, interface = %name, error = %e, "sending a defence failed");
+                    } else {
+                        self.metrics.defences_sent.inc();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one ARP probe (or duplicate address detection solicitation) for each yielded IP on its
+    /// interfaces: the speaker it was yielded to answers, which keeps the yield.
+    pub fn probe(&self, ips: &BTreeMap<IpAddr, Vec<String>>) {
+        for (ip, names) in ips {
+            for r in names.iter().filter_map(|n| self.responders.get(n)) {
+                let frame = match ip {
+                    IpAddr::V4(v4) => arp_probe(r.mac, *v4),
+                    IpAddr::V6(v6) => dad_solicitation(r.mac, *v6),
+                };
+                if let Some(Err(e)) = r.tx.lock().unwrap_or_else(PoisonError::into_inner).send_to(&frame, None) {
+                    warn!(%ip, error = %e, "sending a probe for a yielded IP failed");
+                }
+            }
         }
     }
 
@@ -92,7 +134,7 @@ impl L2Announcer {
                 continue;
             }
             let Some(link) = links.iter().find(|l| l.name == *name) else { continue };
-            match Responder::start(link, self.metrics.clone()) {
+            match Responder::start(link, self.metrics.clone(), self.claims.clone()) {
                 Ok(r) => {
                     info!(interface = %name, ifindex = r.ifindex, "responder started");
                     self.responders.insert((*name).to_owned(), r);
@@ -121,14 +163,21 @@ impl Announcer for L2Announcer {
                 wanted.entry(name.clone()).or_default().insert(*ip);
             }
         }
-        let used: BTreeSet<&str> = wanted.keys().map(String::as_str).collect();
+        let mut yielded: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+        for (ip, names) in &order.yielded {
+            for name in names {
+                yielded.entry(name.as_str()).or_default().insert(*ip);
+            }
+        }
+        let used: BTreeSet<&str> = wanted.keys().map(String::as_str).chain(yielded.keys().copied()).collect();
         let opened = self.update_responders(&used, &order.links);
         for link in &order.links {
             self.multicast.relink(&link.name, link.index);
         }
+        let no_yield = BTreeSet::new();
         for (name, responder) in &self.responders {
             let addresses: HashSet<IpAddr> = wanted.get(name).into_iter().flatten().copied().collect();
-            responder.answer_for(addresses);
+            responder.answer_for(addresses, yielded.get(name.as_str()).unwrap_or(&no_yield));
         }
         let none = BTreeSet::new();
         for (name, before) in &self.announced {
@@ -152,7 +201,7 @@ impl Announcer for L2Announcer {
                     }
                 }
                 if let (true, Some(r)) = (added || opened.contains(name), responder) {
-                    announce(r.mac, *ip, r.tx.clone(), self.signer.as_ref(), self.metrics.clone());
+                    announce(r, *ip, self.signer.as_ref(), self.metrics.clone());
                 }
             }
         }
@@ -165,7 +214,7 @@ impl Announcer for L2Announcer {
         for (name, ips) in &self.announced {
             let Some(r) = self.responders.get(name) else { continue };
             for ip in ips {
-                announce(r.mac, *ip, r.tx.clone(), self.signer.as_ref(), self.metrics.clone());
+                announce(r, *ip, self.signer.as_ref(), self.metrics.clone());
             }
         }
     }
@@ -182,24 +231,38 @@ impl Announcer for L2Announcer {
     }
 }
 
-/// Sends the gratuitous announcements for a newly taken IP, spread over a little more than a second, signed
-/// when there is a signer.
-fn announce(mac: Mac, ip: IpAddr, tx: Sender, signer: Option<&Signer>, metrics: Metrics) {
-    let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
-    let frames: Vec<Vec<u8>> = match ip {
+/// The gratuitous frames that say `ip` is at `mac`: both ARP forms, or an unsolicited NA.
+fn announcements(mac: Mac, ip: IpAddr) -> Vec<Vec<u8>> {
+    match ip {
         IpAddr::V4(v4) => {
             vec![gratuitous_arp(mac, v4, GratuitousForm::Request), gratuitous_arp(mac, v4, GratuitousForm::Reply)]
         }
         IpAddr::V6(v6) => vec![neighbor_advertisement(mac, v6, None)],
-    };
-    let frames = match signer {
+    }
+}
+
+/// `frames`, signed when there is a signer.
+fn signed(frames: &[Vec<u8>], signer: Option<&Signer>) -> Vec<Vec<u8>> {
+    match signer {
         Some(s) => frames.iter().map(|f| sign_frame(&s.ring, &s.node, f)).collect(),
-        None => frames,
-    };
+        None => frames.to_vec(),
+    }
+}
+
+/// Sends the gratuitous announcements for a newly taken IP from responder `r`, spread over a little more
+/// than a second, signed when there is a signer. The repeats stop once `r` no longer answers for the IP (it
+/// was given up, or yielded), so they never claim an IP this node let go.
+fn announce(r: &Responder, ip: IpAddr, signer: Option<&Signer>, metrics: Metrics) {
+    let protocol = ProtocolLabels { protocol: if ip.is_ipv4() { "arp" } else { "ndp" } };
+    let frames = signed(&announcements(r.mac, ip), signer);
+    let (tx, answering): (Sender, Addresses) = (r.tx.clone(), r.addresses.clone());
     tokio::spawn(async move {
         let start = tokio::time::Instant::now();
         for at in ANNOUNCE_AT {
             tokio::time::sleep_until(start + at).await;
+            if !answering.read().unwrap_or_else(PoisonError::into_inner).contains(&ip) {
+                return;
+            }
             let mut sender = tx.lock().unwrap_or_else(PoisonError::into_inner);
             for frame in &frames {
                 match sender.send_to(frame, None) {

@@ -1,7 +1,7 @@
-//! The classic BPF programs the kernel runs on the speaker's packet sockets, so a thread wakes only for the
-//! frames it reads instead of every frame on the interface: the responder's ARP requests and IPv6 neighbour
-//! solicitations ([`arp_and_solicitations`]), and a conflict probe's ARP and neighbour discovery
-//! ([`claims`]).
+//! The classic BPF program the kernel runs on the speaker's packet sockets, so a thread wakes only for the
+//! frames it reads instead of every frame on the interface: every ARP frame and IPv6 neighbour solicitations
+//! and advertisements ([`claims`]). The responder answers the requests among them and reports the claims
+//! (split memberships, foreign hosts); a conflict probe reads the answers to its probes.
 //!
 //! The filter is only a pre-filter: [`ferrolb_packet::parse`] still validates every frame it lets through
 //! (hop limit, checksum, options). It looks at fixed offsets of an untagged Ethernet frame (the kernel hands
@@ -37,9 +37,6 @@ const ACCEPT: u32 = u32::MAX;
 const ETHERTYPE_OFFSET: u32 = 12;
 const ETHERTYPE_ARP: u32 = 0x0806;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
-/// Ethernet header (14) + ARP hardware type, protocol type, lengths (6): the operation field.
-const ARP_OPERATION_OFFSET: u32 = 20;
-const ARP_REQUEST: u32 = 1;
 /// Ethernet header (14) + 6: the IPv6 next-header field.
 const IPV6_NEXT_HEADER_OFFSET: u32 = 20;
 const NEXT_HEADER_ICMPV6: u32 = 58;
@@ -48,27 +45,8 @@ const ICMPV6_TYPE_OFFSET: u32 = 54;
 const NEIGHBOR_SOLICIT: u32 = 135;
 const NEIGHBOR_ADVERT: u32 = 136;
 
-/// The filter: accept ARP requests and ICMPv6 neighbour solicitations, drop everything else.
-pub fn arp_and_solicitations() -> Vec<Instruction> {
-    let op = |code, k| Instruction { code, jt: 0, jf: 0, k };
-    let jump = |k, jt, jf| Instruction { code: JUMP_IF_EQUAL, jt, jf, k };
-    vec![
-        /* 0 */ op(LOAD_HALF, ETHERTYPE_OFFSET),
-        /* 1 */ jump(ETHERTYPE_ARP, 0, 2), // ARP: 2, else 4
-        /* 2 */ op(LOAD_HALF, ARP_OPERATION_OFFSET),
-        /* 3 */ jump(ARP_REQUEST, 5, 6), // request: 9 (accept), else 10 (drop)
-        /* 4 */ jump(ETHERTYPE_IPV6, 0, 5), // IPv6: 5, else 10
-        /* 5 */ op(LOAD_BYTE, IPV6_NEXT_HEADER_OFFSET),
-        /* 6 */ jump(NEXT_HEADER_ICMPV6, 0, 3), // ICMPv6: 7, else 10
-        /* 7 */ op(LOAD_BYTE, ICMPV6_TYPE_OFFSET),
-        /* 8 */ jump(NEIGHBOR_SOLICIT, 0, 1), // solicitation: 9, else 10
-        /* 9 */ op(RETURN, ACCEPT),
-        /* 10 */ op(RETURN, 0),
-    ]
-}
-
-/// The probe's filter: accept every ARP frame and ICMPv6 neighbour solicitations and advertisements (the
-/// answers to a probe, and anyone else probing), drop everything else.
+/// The filter: accept every ARP frame and ICMPv6 neighbour solicitations and advertisements (questions,
+/// answers, announcements and probes), drop everything else.
 pub fn claims() -> Vec<Instruction> {
     let op = |code, k| Instruction { code, jt: 0, jf: 0, k };
     let jump = |k, jt, jf| Instruction { code: JUMP_IF_EQUAL, jt, jf, k };

@@ -7,6 +7,8 @@
 //! kernel BPF filter ([`bpf`]) limits to ARP requests and solicitations, answering from that interface's own
 //! address set, so removing an IP stops the answers at once; each owned IPv6 address's solicited-node group
 //! is joined on its interfaces ([`multicast`]); [`netlink`] wakes the speaker on every interface change.
+//! The responders also hear other MACs claim the IPs they watch and pass those claims to the loop
+//! ([`HeardFrame`]), which settles them ([`crate::split`]).
 //! The IP is never put on a host interface, so the kernel neither answers for it nor serves host sockets on
 //! it.
 
@@ -22,3 +24,4 @@ mod responder;
 pub use announcer::{L2Announcer, L2Order};
 pub use error::Error;
 pub use links::{InterfacePolicy, Link, choose, read_links};
+pub use responder::{ClaimSender, HeardFrame};

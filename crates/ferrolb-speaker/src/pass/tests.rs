@@ -44,6 +44,7 @@ struct World {
     probe: Option<ProbeSettings>,
     conflicts: Vec<ConflictRecord>,
     probe_results: Vec<ProbeResult>,
+    heard: Vec<HeardClaim>,
 }
 
 impl World {
@@ -118,6 +119,7 @@ impl World {
             probe: None,
             conflicts: Vec::new(),
             probe_results: Vec::new(),
+            heard: Vec::new(),
         }
     }
 
@@ -210,6 +212,7 @@ impl World {
                 sessions: &self.bgp_sessions,
             },
             conflicts: Conflicts { settings: self.probe, records: &self.conflicts, results: &self.probe_results },
+            heard: &self.heard,
             wall_clock: "t0",
         };
         pass(state, &inputs, now)
@@ -509,4 +512,61 @@ fn a_quiet_probe_lets_the_ip_be_announced_with_its_event() {
     let turn = world.pass(&mut st, start + Duration::from_millis(200));
     assert_eq!(turn.announce.ips[&ip()], ["eth0"]);
     assert_eq!(turn.events.iter().filter(|e| e.reason == Reason::Announcing).count(), 1);
+}
+
+/// A claim on [`IP`] heard on eth0 from another MAC, signed by `signer`.
+fn claim(signer: Option<&str>) -> HeardClaim {
+    HeardClaim {
+        ip: ip(),
+        mac: Mac([2, 0, 0, 0, 0, 0x77]),
+        interface: "eth0".into(),
+        signer: signer.map(str::to_owned),
+    }
+}
+
+#[test]
+fn in_a_split_the_lower_ranked_side_yields_and_both_sides_say_the_membership_is_split() {
+    // Each side of the split sees only itself, and both place the IP on themselves.
+    let high = crate::election::owner(ip(), ["node-1", "node-2"]).unwrap();
+    let low = if high == "node-1" { "node-2" } else { "node-1" };
+    let start = Instant::now();
+    let mut low_world = World::new(&[low]);
+    let mut low_state = state(low, &low_world);
+    assert_eq!(low_world.pass(&mut low_state, start).announce.ips[&ip()], ["eth0"]);
+    low_world.heard = vec![claim(Some(high))];
+    let turn = low_world.pass(&mut low_state, start + Duration::from_millis(10));
+    assert!(turn.announce.ips.is_empty(), "the lower-ranked side stops answering");
+    assert_eq!(turn.announce.yielded, [(ip(), vec!["eth0".to_owned()])].into());
+    assert_eq!(turn.split_claims, 1);
+    let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
+    assert_eq!(event.reason, Reason::MembershipSplit);
+    assert!(event.note.contains(&format!("{low} yields it")), "{}", event.note);
+
+    let mut high_world = World::new(&[high]);
+    let mut high_state = state(high, &high_world);
+    high_world.pass(&mut high_state, start);
+    high_world.heard = vec![claim(Some(low))];
+    let turn = high_world.pass(&mut high_state, start + Duration::from_millis(10));
+    assert_eq!(turn.announce.ips[&ip()], ["eth0"], "the higher-ranked side keeps it");
+    assert_eq!(turn.defend, [ip()]);
+    assert_eq!(turn.events.iter().filter(|e| e.reason == Reason::MembershipSplit).count(), 1);
+}
+
+#[test]
+fn a_foreign_host_claiming_an_announced_ip_twice_is_an_address_conflict() {
+    let mut world = World::new(&["node-1"]);
+    world.probe = Some(ProbeSettings { window: Duration::from_millis(100), recheck: Duration::from_secs(60) });
+    let mut st = state("node-1", &world);
+    let start = Instant::now();
+    assert_eq!(world.pass(&mut st, start).announce.ips[&ip()], ["eth0"], "in use at start: not probed");
+    world.heard = vec![claim(None)];
+    let turn = world.pass(&mut st, start + Duration::from_secs(1));
+    assert_eq!(turn.defend, [ip()], "defended once");
+    assert_eq!(turn.announce.ips[&ip()], ["eth0"]);
+    let turn = world.pass(&mut st, start + Duration::from_secs(2));
+    assert!(turn.announce.ips.is_empty(), "the second claim within 10 s is a conflict: {turn:?}");
+    assert_eq!((turn.conflicts_found, turn.conflict_writes.len()), (1, 1));
+    let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
+    assert_eq!(event.reason, Reason::AddressConflict);
+    assert!(event.note.contains("02:00:00:00:00:77 sent a gratuitous ARP"), "{}", event.note);
 }

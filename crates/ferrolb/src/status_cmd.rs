@@ -216,6 +216,39 @@ fn missing_speakers(membership: &[Event], now: jiff::Timestamp) -> Vec<String> {
         .collect()
 }
 
+/// How long a `MembershipSplit` Warning counts as current: the split it reports may have healed since.
+const SPLIT_FRESH: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// At most this many split lines, newest first (a split over many IPs gives an Event per IP and side).
+const SPLIT_LINES: usize = 5;
+
+/// One problem line per recent `MembershipSplit` Warning (distinct notes, newest first).
+fn split_memberships(warnings: &[Event], now: jiff::Timestamp) -> Vec<String> {
+    let reason = ferrolb_speaker::events::Reason::MembershipSplit.as_str();
+    let fresh_after = now.checked_sub(SPLIT_FRESH).unwrap_or(now);
+    let mut recent: Vec<(jiff::Timestamp, &str)> = warnings
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| Some((event_time(e)?, e.note.as_deref()?)))
+        .filter(|(when, _)| *when >= fresh_after)
+        .collect();
+    recent.sort_by(|a, b| b.cmp(a));
+    let mut seen = std::collections::BTreeSet::new();
+    recent.retain(|(_, note)| seen.insert(*note));
+    let more = recent.len().saturating_sub(SPLIT_LINES);
+    let mut lines: Vec<String> = recent
+        .iter()
+        .take(SPLIT_LINES)
+        .map(|(when, note)| format!("{note} (reported at {} UTC)", when.strftime("%H:%M:%S")))
+        .collect();
+    if more > 0 {
+        lines.push(format!(
+            "{more} more MembershipSplit Warnings (kubectl get events -A --field-selector reason={reason})"
+        ));
+    }
+    lines
+}
+
 /// Builds the report from the objects read.
 pub fn report(inputs: &Inputs<'_>) -> Report {
     let Inputs { pools, services, records, warnings, membership, class, unclassed, now, .. } = *inputs;
@@ -294,6 +327,7 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
         service_rows.push(ServiceRow { service: key, pending: if ips.is_empty() { warning } else { None }, ips });
     }
     problems.extend(missing_speakers(membership, now));
+    problems.extend(split_memberships(warnings, now));
     let sessions = bgp::session_rows(inputs.bgp_sessions);
     problems.extend(bgp::session_problems(&sessions));
     problems.extend(inputs.conflicts.iter().map(|c| {

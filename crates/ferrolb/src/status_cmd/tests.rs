@@ -219,3 +219,41 @@ fn a_session_without_its_bfd_or_not_established_is_a_problem() {
         ]
     );
 }
+
+#[test]
+fn lists_recent_membership_split_warnings_once_each() {
+    let split = |minutes_ago: i64, note: &str| Event {
+        type_: Some("Warning".into()),
+        ..node_event("node-1", "MembershipSplit", minutes_ago, note)
+    };
+    let warnings = [
+        split(1, "the speaker membership is split: node-2 announced 198.51.100.192 ..."),
+        split(2, "the speaker membership is split: node-2 announced 198.51.100.192 ..."),
+        split(3, "the speaker membership is split: node-1 announced 198.51.100.193 ..."),
+        split(30, "the speaker membership is split: node-3 announced 198.51.100.194 ..."),
+    ];
+    let report = report(&Inputs {
+        pools: &[],
+        services: &[],
+        records: &[],
+        warnings: &warnings,
+        membership: &[],
+        nodes: &[],
+        slices: &[],
+        bgp_peers: &[],
+        bgp_advertisements: &[],
+        bgp_sessions: &[],
+        conflicts: &[],
+        class: "ferrolb.io/l2",
+        unclassed: true,
+        now: now(),
+    });
+    assert_eq!(
+        report.problems,
+        [
+            "the speaker membership is split: node-2 announced 198.51.100.192 ... (reported at 10:29:00 UTC)",
+            "the speaker membership is split: node-1 announced 198.51.100.193 ... (reported at 10:27:00 UTC)",
+        ],
+        "the newest of each, none older than 10 minutes"
+    );
+}

@@ -1,8 +1,9 @@
 //! Faults a production cluster meets, tried on the lab with speakers as host processes (so that one can be
 //! killed and restarted at will, and run under a stepped wall clock): a speaker killed with SIGKILL over and
-//! over for two minutes, and speakers whose wall clocks step forward and back by minutes. A client on the LAN
-//! watches ARP throughout (hack/lab.d/arp-watch.py): the figure that matters is how long two MACs answered
-//! for the IP at once, and it must be zero.
+//! over for two minutes, speakers whose wall clocks step forward and back by minutes, and a membership split
+//! while the LAN still carries ARP. A client on the LAN watches ARP throughout (hack/lab.d/arp-watch.py):
+//! the figure that matters is how long two MACs answered for an IP at once, and it must be zero (for the
+//! split: no more than the settling time). Last, a host on the LAN takes an address a speaker announces.
 //!
 //! (The control plane restarting is tried in tests/cluster.rs, on the helm-installed lab.)
 
@@ -35,6 +36,8 @@ async fn speakers_killed_over_and_over_or_with_stepped_clocks_never_leave_two_ma
 
     wall_clocks_stepped_by_minutes_move_nothing(&lab).await?;
     a_speaker_killed_every_few_seconds_never_leaves_two_macs_answering(&lab).await?;
+    a_split_membership_settles_to_one_mac_per_ip_and_heals_with_no_move(&lab).await?;
+    a_host_taking_an_announced_ip_is_defended_once_then_reported_as_a_conflict(&lab).await?;
     Ok(())
 }
 
@@ -178,5 +181,210 @@ async fn a_speaker_killed_every_few_seconds_never_leaves_two_macs_answering(lab:
     let owner = lab.recorded_owner(IP)?.ok_or_else(|| anyhow::anyhow!("no owner at the end"))?;
     assert_eq!(lab.arp_answers(IP)?, [lab.node_mac(&owner)?], "not exactly the owner answers at the end");
     eprintln!("{kills} SIGKILLs: ARP {arp}\nconnections {report}");
+    Ok(())
+}
+
+/// The lab's speakers' membership port (the default, `ferrolb_speaker::membership::DEFAULT_PORT`).
+const MEMBERSHIP_PORT: &str = "7947";
+
+/// The ARP watch's interval (hack/lab.d/arp-watch.py's default), to turn rounds into time.
+const ARP_ROUND_MS: u64 = 20;
+
+/// Cuts (or restores) `node`'s membership traffic with nftables in its namespace: UDP to and from the
+/// membership port is dropped, everything else (ARP, the API server, Services) still flows.
+fn cut_membership(lab: &Lab, node: &str, cut: bool) -> anyhow::Result<()> {
+    let commands: Vec<String> = if cut {
+        vec![
+            "add table inet ferrolb-split-test".into(),
+            "add chain inet ferrolb-split-test input { type filter hook input priority 0 ; }".into(),
+            "add chain inet ferrolb-split-test output { type filter hook output priority 0 ; }".into(),
+            format!("add rule inet ferrolb-split-test input udp dport {MEMBERSHIP_PORT} drop"),
+            format!("add rule inet ferrolb-split-test output udp dport {MEMBERSHIP_PORT} drop"),
+        ]
+    } else {
+        vec!["delete table inet ferrolb-split-test".into()]
+    };
+    for command in &commands {
+        lab.exec(node, &["nft", command])?;
+    }
+    Ok(())
+}
+
+/// A new LoadBalancer Service for the web pods (named `prefix`-N) whose IP (IPv4) another node than `not`
+/// announces; returns its name, the IP and its owner.
+async fn service_owned_elsewhere(lab: &Lab, prefix: &str, not: &str) -> anyhow::Result<(String, String, String)> {
+    for i in 1..=8 {
+        let name = format!("{prefix}-{i}");
+        lab.apply_yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  type: \
+             LoadBalancer\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 8080}}]\n"
+        ))?;
+        let ip = wait_for(&format!("an IP for {name}"), SOON, || async {
+            let ips = lab.kubectl(&["get", "svc", &name, "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"])?;
+            Ok(ips.split_whitespace().find(|ip| !ip.contains(':')).map(str::to_owned))
+        })
+        .await?;
+        let owner = wait_for(&format!("an owner for {ip}"), SOON, || async { lab.recorded_owner(&ip) }).await?;
+        if owner != not {
+            return Ok((name, ip, owner));
+        }
+    }
+    anyhow::bail!("eight new Services, none announced by another node than {not}")
+}
+
+/// The membership splits while the LAN still carries ARP: `cut`, the demo IP's owner, loses UDP on the
+/// membership port to and from the others, so each side believes the other died and places every IP
+/// without it. `cut` claims an IP another node owns (it ranks lower for it), and that node's side claims
+/// the demo IP (`cut` ranks higher). Each pair settles by rank through signed announcements: the client
+/// watching both IPs sees two MACs answer for no more than 2 s, both sides count the split claims and say so
+/// in a `MembershipSplit` Event. Once the cut heals, nothing moves: no takeover, the same owners, one MAC.
+async fn a_split_membership_settles_to_one_mac_per_ip_and_heals_with_no_move(lab: &Lab) -> anyhow::Result<()> {
+    all_members(lab).await?;
+    let cut = lab.recorded_owner(IP)?.ok_or_else(|| anyhow::anyhow!("no owner"))?;
+    let (_, other_ip, other_owner) = service_owned_elsewhere(lab, "split", &cut).await?;
+    let owners = [(IP.to_owned(), cut.clone()), (other_ip.clone(), other_owner.clone())];
+    for (ip, owner) in &owners {
+        let mac = lab.node_mac(owner)?;
+        wait_for(&format!("{owner} alone answering for {ip}"), SOON, || async {
+            Ok((lab.arp_answers(ip)? == [mac.clone()]).then_some(()))
+        })
+        .await?;
+    }
+    let rest: Vec<&str> = NODES.iter().copied().filter(|n| *n != cut).collect();
+    let mut watches = Vec::new();
+    for (ip, _) in &owners {
+        watches.push(lab.watch_arp(ip).await?);
+    }
+    const SPLIT_CLAIMS: &str = "ferrolb_speaker_membership_split_claims_total";
+    let claims_before = (lab.speaker_metric(&cut, SPLIT_CLAIMS)?, lab.speaker_metric(&other_owner, SPLIT_CLAIMS)?);
+
+    cut_membership(lab, &cut, true)?;
+    wait_for("the membership to split", SOON, || async {
+        let mut split = lab.speaker_metric(&cut, "ferrolb_speaker_membership_size")? == 1.0;
+        for node in &rest {
+            split &= lab.speaker_metric(node, "ferrolb_speaker_membership_size")? == 2.0;
+        }
+        Ok(split.then_some(()))
+    })
+    .await?;
+    // The cut-off node hears the other owner defend its IP; the other owner hears the cut-off node's claim.
+    wait_for("both sides to hear the other's claims", SOON, || async {
+        let cut_heard = lab.speaker_metric(&cut, SPLIT_CLAIMS)? > claims_before.0;
+        let other_heard = lab.speaker_metric(&other_owner, SPLIT_CLAIMS)? > claims_before.1;
+        Ok((cut_heard && other_heard).then_some(()))
+    })
+    .await?;
+    let events = wait_for("MembershipSplit Events from both sides", SOON, || async {
+        let events = lab.kubectl(&[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            "reason=MembershipSplit",
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ])?;
+        let from = |node: &str| events.lines().any(|l| l.contains(&format!("({node} sees: ")));
+        Ok((from(&cut) && from(&other_owner)).then_some(events))
+    })
+    .await?;
+    // Settled: the split runs on while the client keeps asking (each owner answers 50 requests a second).
+    let takeovers = lab.speakers_total(3, TAKEOVERS)?;
+    const ANSWERED: &str = r#"ferrolb_speaker_requests_answered_total{protocol="arp"}"#;
+    let answered = lab.speaker_metric(&cut, ANSWERED)?;
+    wait_for("the split to run settled for a few seconds", SOON, || async {
+        Ok((lab.speaker_metric(&cut, ANSWERED)? >= answered + 250.0).then_some(()))
+    })
+    .await?;
+    assert_eq!(lab.speakers_total(3, TAKEOVERS)?, takeovers, "an IP moved while the split was settled");
+
+    cut_membership(lab, &cut, false)?;
+    all_members(lab).await?;
+    for (ip, owner) in &owners {
+        let mac = lab.node_mac(owner)?;
+        wait_for(&format!("{owner} alone answering for {ip} after the heal"), SOON, || async {
+            Ok((lab.arp_answers(ip)? == [mac.clone()]).then_some(()))
+        })
+        .await?;
+        let recorded = wait_for(&format!("{ip}'s record after the heal"), SOON, || async {
+            Ok(lab.recorded_owner(ip)?.filter(|o| o == owner))
+        })
+        .await?;
+        assert_eq!(&recorded, owner);
+    }
+    assert_eq!(lab.speakers_total(3, TAKEOVERS)?, takeovers, "an IP moved when the split healed");
+    let mut reports = Vec::new();
+    for watch in watches {
+        reports.push(watch.finish().await?);
+    }
+    for ((ip, _), arp) in owners.iter().zip(&reports) {
+        assert_answered(arp, 95, &format!("for {ip} during the split"))?;
+        let two_macs_ms = arp["two_macs_rounds"].as_u64().unwrap_or(u64::MAX).saturating_mul(ARP_ROUND_MS);
+        assert!(two_macs_ms <= 2000, "two MACs answered for {ip} for {two_macs_ms} ms during the split: {arp}");
+        assert!(arp["max_gap_ms"].as_u64().unwrap_or(u64::MAX) < 2000, "{ip} went unanswered: {arp}");
+    }
+    eprintln!(
+        "split: {cut} cut off; {IP} (kept by {cut}) ARP {}; {other_ip} (kept by {other_owner}) ARP {}\n{events}",
+        reports[0], reports[1]
+    );
+    Ok(())
+}
+
+/// A host on the LAN (the client) starts using an address a speaker announces and says so with gratuitous
+/// ARPs. The first is defended once (RFC 5227): the owner sends one gratuitous announcement and keeps the
+/// address. The second, a moment later, is a conflict: the owner stops answering, an AddressConflict names
+/// the host's MAC, the Service gets a Warning saying what happened and the controller gives it another
+/// address, which the speakers announce.
+async fn a_host_taking_an_announced_ip_is_defended_once_then_reported_as_a_conflict(lab: &Lab) -> anyhow::Result<()> {
+    let (service, ip, owner) = service_owned_elsewhere(lab, "claimed", "").await?;
+    let (owner_mac, client_mac) = (lab.node_mac(&owner)?, lab.mac("client", "eth0")?);
+    let garp = repo_root().join("hack/lab.d/garp.py");
+    let garp = garp.to_str().expect("utf-8 path");
+    const DEFENCES: &str = "ferrolb_speaker_defences_sent_total";
+    let defences = lab.speaker_metric(&owner, DEFENCES)?;
+    lab.exec("client", &["python3", garp, "eth0", &ip])?;
+    wait_for(&format!("{owner} to defend {ip}"), SOON, || async {
+        Ok((lab.speaker_metric(&owner, DEFENCES)? > defences).then_some(()))
+    })
+    .await?;
+    assert_eq!(lab.arp_answers(&ip)?, [owner_mac.as_str()], "{owner} still answers for {ip} after one claim");
+    assert!(lab.kubectl(&["get", "addressconflicts", "-o", "name"])?.is_empty(), "one claim is no conflict");
+
+    lab.exec("client", &["python3", garp, "eth0", &ip])?;
+    let conflict = wait_for("the AddressConflict", SOON, || async {
+        let found = lab.kubectl(&[
+            "get",
+            "addressconflicts",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.ip}/{.spec.mac}/{.spec.node}{\"\\n\"}{end}",
+        ])?;
+        Ok(found.lines().find(|l| l.starts_with(&format!("{ip}/"))).map(str::to_owned))
+    })
+    .await?;
+    assert_eq!(conflict, format!("{ip}/{client_mac}/{owner}"), "the record names the host and the finder");
+    let moved = wait_for(&format!("{service} to get another address"), SOON, || async {
+        let ips = lab.kubectl(&["get", "svc", &service, "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"])?;
+        Ok(ips.split_whitespace().find(|i| !i.contains(':') && *i != ip).map(str::to_owned))
+    })
+    .await?;
+    assert!(lab.arp_answers(&ip)?.iter().all(|m| *m != owner_mac), "{owner} still answers for the taken {ip}");
+    let new_owner = wait_for(&format!("an owner for {moved}"), SOON, || async { lab.recorded_owner(&moved) }).await?;
+    let new_mac = lab.node_mac(&new_owner)?;
+    wait_for(&format!("{new_owner} answering for {moved}"), SOON, || async {
+        Ok((lab.arp_answers(&moved)? == [new_mac.clone()]).then_some(()))
+    })
+    .await?;
+    let events = lab.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={service},reason=AddressConflict"),
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ])?;
+    assert!(
+        events.contains(&format!("{ip} is claimed by another host on the LAN: {client_mac} sent a gratuitous ARP")),
+        "{events}"
+    );
     Ok(())
 }

@@ -5,7 +5,11 @@
 //! signed each ([`crate::membership::signed_frames`]) and hands them here as [`HeardClaim`]s. Three kinds:
 //!
 //! - **Signed by a live member** (or by this node, from another interface): a handover the views have not
-//!   both seen yet. Ignored; the membership settles it.
+//!   both seen yet. Ignored; the membership settles it. But a split starts the same way, as the other side
+//!   usually declares this node dead a moment before this node declares it dead. So when this node ranks
+//!   higher than the claimer, the claim is kept for [`HANDOVER_WINDOW`] and defended the moment its signer
+//!   leaves the view. (Never the other way: yielding to a member that then left might be yielding to a dead
+//!   node; the winner's defence makes the lower side yield soon enough.)
 //! - **Signed by a speaker outside this node's view**: the membership is split while the LAN still carries
 //!   ARP, and both sides placed the IP. Both sides rank the pair the same way ([`election::owner`] over the
 //!   two names, the ranking placement uses), so the higher one keeps the IP and sends one signed defence (at
@@ -39,6 +43,9 @@ pub const SPLIT_DEFENCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a yielding node probes for the IP (the winner's answers keep the yield).
 pub const YIELD_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a claim by a live member is kept, in case the member leaves the view (a split starting).
+pub const HANDOVER_WINDOW: Duration = Duration::from_secs(2);
 
 /// How long a yield lasts without an answer from the winner.
 pub const YIELD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -124,13 +131,25 @@ pub struct SplitTracker {
     yielded: BTreeMap<IpAddr, Yield>,
     /// (IP, other speaker) pairs already reported in this split.
     reported: BTreeSet<(IpAddr, String)>,
+    /// Claims by live members, ignored as handovers, kept for [`HANDOVER_WINDOW`].
+    handovers: BTreeMap<IpAddr, (HeardClaim, Instant)>,
 }
 
 impl SplitTracker {
     /// One pass.
     pub fn settle(&mut self, seen: &Observed<'_>, now: Instant) -> Settlement {
         let mut out = Settlement::default();
-        for claim in seen.heard {
+        // A handover whose signer has left the view since was the start of a split.
+        self.handovers.retain(|ip, (_, at)| {
+            now < *at + HANDOVER_WINDOW && seen.placed_here.contains_key(ip) && seen.announced.contains(ip)
+        });
+        let started: Vec<HeardClaim> = self
+            .handovers
+            .values()
+            .filter(|(claim, _)| claim.signer.as_ref().is_some_and(|n| !seen.live.contains(n)))
+            .map(|(claim, _)| claim.clone())
+            .collect();
+        for claim in seen.heard.iter().chain(&started) {
             if let Some(y) = self.yielded.get_mut(&claim.ip) {
                 if claim.mac == y.mac {
                     y.heard = now;
@@ -141,8 +160,14 @@ impl SplitTracker {
                 continue;
             }
             match &claim.signer {
-                Some(node) if node == seen.me || seen.live.contains(node) => {}
+                Some(node) if node == seen.me => {}
+                Some(node) if seen.live.contains(node) => {
+                    if election::owner(claim.ip, [seen.me, node.as_str()]) == Some(seen.me) {
+                        self.handovers.insert(claim.ip, (claim.clone(), now));
+                    }
+                }
                 Some(node) => {
+                    self.handovers.remove(&claim.ip);
                     out.split_claims += 1;
                     let kept = election::owner(claim.ip, [seen.me, node.as_str()]) == Some(seen.me);
                     if kept {

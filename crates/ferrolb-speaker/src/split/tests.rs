@@ -188,3 +188,33 @@ fn the_note_says_who_sees_whom_and_who_keeps_the_ip() {
     let yielded = SplitClaim { kept: false, ..kept };
     assert!(split_note("node-1", &yielded, &live).contains("node-1 yields it"));
 }
+
+#[test]
+fn a_handover_whose_lower_ranked_signer_leaves_the_view_soon_after_is_defended_as_a_split() {
+    let (high, low) = ranked();
+    let start = Instant::now();
+    // The other side declared this node dead first: its claim comes while it is still in this node's view.
+    let mut tracker = SplitTracker::default();
+    let mut world = World::new(high, &[high, low]);
+    assert_eq!(world.hear(Some(low)).settle(&mut tracker, start), Settlement::default());
+    world.live.remove(low);
+    let out = world.settle(&mut tracker, start + Duration::from_millis(300));
+    assert_eq!(out.defend, [ip()], "defended as soon as the claimer left the view");
+    assert_eq!(out.splits, [SplitClaim { ip: ip(), other: low.to_owned(), kept: true }]);
+    assert!(world.settle(&mut tracker, start + Duration::from_millis(400)).defend.is_empty(), "settled once");
+
+    // The lower-ranked side waits for the winner's defence: the claimer that left may have died.
+    let mut tracker = SplitTracker::default();
+    let mut world = World::new(low, &[high, low]);
+    world.hear(Some(high)).settle(&mut tracker, start);
+    world.live.remove(high);
+    assert_eq!(world.settle(&mut tracker, start + Duration::from_millis(300)), Settlement::default());
+
+    // A real handover: the claimer stays in the view (and this node's placement moves on); after the window
+    // a later departure means nothing.
+    let mut tracker = SplitTracker::default();
+    let mut world = World::new(high, &[high, low]);
+    world.hear(Some(low)).settle(&mut tracker, start);
+    world.live.remove(low);
+    assert_eq!(world.settle(&mut tracker, start + HANDOVER_WINDOW), Settlement::default());
+}

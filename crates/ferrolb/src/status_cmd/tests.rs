@@ -42,6 +42,26 @@ fn node_event(node: &str, reason: &str, minutes_ago: i64, note: &str) -> Event {
     }
 }
 
+/// A cluster with nothing in it but the Events a test adds, read at [`now`].
+fn events_only() -> Inputs<'static> {
+    Inputs {
+        pools: &[],
+        services: &[],
+        records: &[],
+        warnings: &[],
+        membership: &[],
+        nodes: &[],
+        slices: &[],
+        bgp_peers: &[],
+        bgp_advertisements: &[],
+        bgp_sessions: &[],
+        conflicts: &[],
+        class: "ferrolb.io/l2",
+        unclassed: true,
+        now: now(),
+    }
+}
+
 fn now() -> jiff::Timestamp {
     "2026-03-01T10:30:00Z".parse().expect("a timestamp")
 }
@@ -63,22 +83,7 @@ fn lists_nodes_whose_newest_membership_event_is_a_fresh_warning() {
         // Not repeated for 20 minutes: nobody is watching any more, or it is long gone.
         node_event("node-4", REASON_ABSENT, 20, absent),
     ];
-    let report = report(&Inputs {
-        pools: &[],
-        services: &[],
-        records: &[],
-        warnings: &[],
-        membership: &membership,
-        nodes: &[],
-        slices: &[],
-        bgp_peers: &[],
-        bgp_advertisements: &[],
-        bgp_sessions: &[],
-        conflicts: &[],
-        class: "ferrolb.io/l2",
-        unclassed: true,
-        now: now(),
-    });
+    let report = report(&Inputs { membership: &membership, ..events_only() });
     assert_eq!(report.problems, vec![format!("node-3: {absent} (reported at 10:28:00 UTC)")]);
     let text = render(&report);
     assert!(
@@ -232,22 +237,7 @@ fn lists_recent_membership_split_warnings_once_each() {
         split(3, "the speaker membership is split: node-1 announced 198.51.100.193 ..."),
         split(30, "the speaker membership is split: node-3 announced 198.51.100.194 ..."),
     ];
-    let report = report(&Inputs {
-        pools: &[],
-        services: &[],
-        records: &[],
-        warnings: &warnings,
-        membership: &[],
-        nodes: &[],
-        slices: &[],
-        bgp_peers: &[],
-        bgp_advertisements: &[],
-        bgp_sessions: &[],
-        conflicts: &[],
-        class: "ferrolb.io/l2",
-        unclassed: true,
-        now: now(),
-    });
+    let report = report(&Inputs { warnings: &warnings, ..events_only() });
     assert_eq!(
         report.problems,
         [

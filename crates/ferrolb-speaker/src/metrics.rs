@@ -73,6 +73,9 @@ pub struct Metrics {
     pub membership_key_changes_refused: Counter,
     /// 1 for the key ids this speaker holds, so speakers can be compared during a rotation.
     pub membership_keys: Family<KeyIdLabels, Gauge>,
+    /// 1 while this speaker is outvoted on the membership key (more peers it cannot read than members):
+    /// it holds the wrong key and announces nothing.
+    pub membership_outvoted: Gauge,
     /// Times this node took an IP over from another node or from nobody.
     pub ownership_changes: Counter,
     /// New IPs another host on the LAN answered this node's probe for (address conflicts found).
@@ -144,6 +147,11 @@ impl Metrics {
             "membership_keys",
             "1 for the ids of the membership keys this speaker sends with and still accepts",
             metrics.membership_keys.clone(),
+        );
+        r.register(
+            "membership_outvoted",
+            "1 while more peers talk to this speaker under keys it lacks than it has members: it announces nothing",
+            metrics.membership_outvoted.clone(),
         );
         r.register("ownership_takeovers", "IPs this node started announcing", metrics.ownership_changes.clone());
         r.register(

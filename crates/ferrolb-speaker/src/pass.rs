@@ -269,7 +269,10 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         live: &view.members,
         endpoints: &endpoints,
     };
-    let janitor = view.members.first() == Some(&me);
+    // A speaker outvoted on the membership key holds the wrong one: it places nothing and leaves the
+    // janitor's duties (Events about missing speakers, stale records) to the others.
+    let outvoted = view.outvoted();
+    let janitor = view.members.first() == Some(&me) && !outvoted;
     let mut events = Vec::new();
 
     // Every speaker tracks missing speakers, so a new janitor knows what was reported; only the janitor
@@ -291,7 +294,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         }));
     }
 
-    let mut placed = if view.settled { place(&me, inputs.ips, &cluster) } else { BTreeMap::new() };
+    let mut placed = if view.settled && !outvoted { place(&me, inputs.ips, &cluster) } else { BTreeMap::new() };
     let mut announce = L2Order {
         links: inputs.links.to_vec(),
         ips: placed
@@ -310,9 +313,11 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
     if view.settled {
         let announced: BTreeSet<IpAddr> =
             state.placed.iter().filter(|(_, p)| matches!(p, Placement::Announce { .. })).map(|(ip, _)| *ip).collect();
+        let nodes: BTreeSet<String> = inputs.nodes.iter().map(|n| n.name.clone()).collect();
         let seen = ClaimsSeen {
             me: &me,
             live: &view.members,
+            nodes: &nodes,
             placed_here: &announce.ips,
             announced: &announced,
             heard: inputs.heard,

@@ -26,7 +26,7 @@ use crate::config::SpeakerConfig;
 use crate::conflicts::{Answer, ProbeOrder, ProbeResult};
 use crate::error::{Error, Result};
 use crate::l2::{HeardFrame, L2Announcer, Link, read_links};
-use crate::membership::signed_frames::signer;
+use crate::membership::signed_frames::classify;
 use crate::membership::{Membership, MembershipSettings};
 use crate::metrics::Metrics;
 use crate::observe::Stores;
@@ -157,6 +157,7 @@ pub async fn run(
     // Address probes run on blocking threads and report here; the next pass reads what arrived.
     let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeResult>();
     let mut probe_results: Vec<ProbeResult> = Vec::new();
+    let mut outvoted = false;
     loop {
         health.beat();
         if let Some(failure) = l2.failed().or_else(|| bgp.failed()) {
@@ -200,6 +201,20 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
         let view = view_rx.borrow_and_update().clone();
+        if view.outvoted() != outvoted {
+            outvoted = view.outvoted();
+            metrics.membership_outvoted.set(i64::from(outvoted));
+            if outvoted {
+                warn!(
+                    unreadable = ?view.unreadable,
+                    members = ?view.members,
+                    "more peers talk to this speaker under membership keys it does not hold than it has members: \
+                     this node's key is wrong (check the membership Secret it mounts); announcing nothing"
+                );
+            } else {
+                info!(members = ?view.members, "no longer outvoted on the membership key; placing IPs again");
+            }
+        }
         let snapshot = stores.snapshot(&config);
         let links = read_links(&config.interfaces);
         let records: Vec<&L2Announcement> = snapshot.records.iter().map(|r| r.as_ref()).collect();
@@ -368,14 +383,9 @@ fn start_probe(order: ProbeOrder, links: &[Link], window: Duration, results: mps
     });
 }
 
-/// A heard frame with the cluster speaker whose signature it carries under `ring`, if any.
+/// A heard frame with who signed it, as `ring` tells.
 fn heard_claim(ring: &crate::membership::Keyring, frame: HeardFrame) -> HeardClaim {
-    HeardClaim {
-        signer: signer(ring, &frame.frame).map(str::to_owned),
-        ip: frame.ip,
-        mac: frame.mac,
-        interface: frame.interface,
-    }
+    HeardClaim { signer: classify(ring, &frame.frame), ip: frame.ip, mac: frame.mac, interface: frame.interface }
 }
 
 async fn forward(dp: &mut Dataplane, order: &ForwardOrder) -> bool {

@@ -23,6 +23,11 @@
 //!   a second within [`DEFEND_INTERVAL`] is an address conflict, handed to [`crate::conflicts`] as if a probe
 //!   had found it (the IP is withheld and the controller moves the Service).
 //!
+//! A claim signed under a key this node does not hold, naming one of the cluster's nodes, counts as that
+//! node's: a speaker of this cluster with another key (a rotation under way, or a wrong key, which the
+//! membership keeps from announcing unless it has the majority). Naming a node the cluster does not have,
+//! it is another cluster's speaker: another host.
+//!
 //! Pure: the caller sends the defences and probes ([`Settlement`]) and feeds the next claims back in.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +38,7 @@ use ferrolb_packet::Mac;
 
 use crate::conflicts::Answer;
 use crate::election;
+use crate::membership::signed_frames::Signer;
 
 /// RFC 5227's DEFEND_INTERVAL: at most one defence per IP this often, and a second foreign claim within it
 /// is a conflict.
@@ -59,9 +65,19 @@ pub struct HeardClaim {
     pub mac: Mac,
     /// Where it was heard.
     pub interface: String,
-    /// The node whose signature checks out under the membership's keys; `None`: not a ferrolb speaker of
-    /// this cluster.
-    pub signer: Option<String>,
+    /// Who signed it; `None`: unsigned, or a forgery.
+    pub signer: Option<Signer>,
+}
+
+impl HeardClaim {
+    /// The cluster node that made the claim, if a speaker of this cluster did (see the module doc).
+    fn speaker<'a>(&'a self, nodes: &BTreeSet<String>) -> Option<&'a String> {
+        match &self.signer {
+            Some(Signer::Verified(node)) => Some(node),
+            Some(Signer::OtherKey(node)) => nodes.contains(node).then_some(node),
+            None => None,
+        }
+    }
 }
 
 /// What the tracker reads on one pass.
@@ -71,6 +87,8 @@ pub struct Observed<'a> {
     pub me: &'a str,
     /// The live members of this node's view.
     pub live: &'a BTreeSet<String>,
+    /// Every node of the cluster (the Node objects).
+    pub nodes: &'a BTreeSet<String>,
     /// The IPs placed here to announce this pass, with their interfaces.
     pub placed_here: &'a BTreeMap<IpAddr, Vec<String>>,
     /// The IPs this node announced after the last pass (only those can be defended).
@@ -146,7 +164,7 @@ impl SplitTracker {
         let started: Vec<HeardClaim> = self
             .handovers
             .values()
-            .filter(|(claim, _)| claim.signer.as_ref().is_some_and(|n| !seen.live.contains(n)))
+            .filter(|(claim, _)| claim.speaker(seen.nodes).is_some_and(|n| !seen.live.contains(n)))
             .map(|(claim, _)| claim.clone())
             .collect();
         for claim in seen.heard.iter().chain(&started) {
@@ -159,7 +177,7 @@ impl SplitTracker {
             if !seen.placed_here.contains_key(&claim.ip) || !seen.announced.contains(&claim.ip) {
                 continue;
             }
-            match &claim.signer {
+            match claim.speaker(seen.nodes) {
                 Some(node) if node == seen.me => {}
                 Some(node) if seen.live.contains(node) => {
                     if election::owner(claim.ip, [seen.me, node.as_str()]) == Some(seen.me) {

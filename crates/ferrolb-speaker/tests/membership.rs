@@ -94,6 +94,13 @@ async fn a_speaker_without_the_key_cannot_join() {
     }
     assert_eq!(view.borrow().members, names(&[0, 1]), "the stranger must not be a member");
     assert_eq!(stranger.view().borrow().members, names(&[2]), "the stranger must not learn the members");
+    // Each side knows the other talks under a key it lacks; only the stranger is outvoted, so only it stops
+    // announcing (it would answer for every IP beside its owner).
+    wait_view(&mut view, "node-0 to hear the stranger under another key", |v| v.unreadable == names(&[2])).await;
+    assert!(!view.borrow().outvoted(), "the keyed pair is the majority");
+    let mut theirs = stranger.view();
+    wait_view(&mut theirs, "the stranger to hear both under another key", |v| v.unreadable == names(&[0, 1])).await;
+    assert!(theirs.borrow().outvoted(), "the stranger holds the wrong key");
 }
 
 const NEW_KEY: &[u8] = b"the membership key after the rotation";

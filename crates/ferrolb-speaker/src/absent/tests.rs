@@ -26,7 +26,7 @@ fn edge_only() -> Advertisement {
 }
 
 fn view(members: &[&str]) -> View {
-    View { members: members.iter().map(|m| m.to_string()).collect(), settled: true }
+    View { members: members.iter().map(|m| m.to_string()).collect(), settled: true, ..View::default() }
 }
 
 fn three() -> Vec<NodeInfo> {
@@ -150,7 +150,7 @@ fn nothing_is_reported_before_the_view_settles() {
     let t0 = Instant::now();
     let (nodes, ads) = (three(), vec![everywhere()]);
     let mut tracker = AbsenceTracker::default();
-    let unsettled = View { members: ["node-1".to_owned()].into(), settled: false };
+    let unsettled = View { members: ["node-1".to_owned()].into(), settled: false, ..View::default() };
     assert_eq!(tracker.observe(t0, &nodes, &ads, &unsettled), vec![]);
     assert_eq!(tracker.observe(t0 + GRACE + GRACE, &nodes, &ads, &unsettled), vec![]);
     assert_eq!(tracker.next_change(t0), None);

@@ -5,7 +5,7 @@ fn node(name: &str, not_ready: bool) -> NodeInfo {
 }
 
 fn view(members: &[&str], settled: bool) -> View {
-    View { members: members.iter().map(|m| (*m).to_owned()).collect(), settled }
+    View { members: members.iter().map(|m| (*m).to_owned()).collect(), settled, ..View::default() }
 }
 
 fn names(set: BTreeSet<String>) -> Vec<String> {

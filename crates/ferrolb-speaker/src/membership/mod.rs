@@ -64,6 +64,9 @@ struct Heard {
     at: Instant,
 }
 
+/// How long a datagram under a key this speaker lacks keeps its sender in [`View::unreadable`].
+pub const UNREADABLE_FRESH: Duration = Duration::from_secs(10);
+
 /// How often peers known from the API but absent from the membership are invited in.
 const INVITE_EVERY: Duration = Duration::from_secs(1);
 
@@ -130,6 +133,19 @@ pub struct View {
     pub members: BTreeSet<String>,
     /// Whether the view can be trusted: every known peer answered, or [`SETTLE`] passed since the start.
     pub settled: bool,
+    /// Peers known from the API, not members, whose datagrams came in the last [`UNREADABLE_FRESH`] under a
+    /// key this speaker does not hold: the two hold different keys (here or there).
+    pub unreadable: BTreeSet<String>,
+}
+
+impl View {
+    /// Whether this speaker is outvoted on the key: more peers it cannot read talk to it than it has
+    /// members. Then it is the one with the wrong key (a Secret that differs on this node, a stale mount),
+    /// not a side of a network split (a split brings no datagrams at all), and it must not announce: it
+    /// would answer for every IP beside their owners.
+    pub fn outvoted(&self) -> bool {
+        self.unreadable.len() > self.members.len()
+    }
 }
 
 /// Where and how this speaker takes part.
@@ -214,6 +230,7 @@ impl Membership {
         let (view_tx, view) = watch::channel(View {
             members: [settings.node.clone()].into(),
             settled: peers.keys().all(|p| *p == settings.node),
+            unreadable: BTreeSet::new(),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -223,6 +240,7 @@ impl Membership {
             keys: settings.keys,
             heard: HashMap::new(),
             known: peers.values().copied().collect(),
+            unreadable: HashMap::new(),
             me: settings.node,
             peers,
             view: view_tx,
@@ -281,6 +299,8 @@ struct Task {
     heard: HashMap<SocketAddr, Heard>,
     /// The peers' membership addresses, as the API gives them: only these are recorded in `heard`.
     known: HashSet<SocketAddr>,
+    /// When each known peer last sent a datagram under a key this speaker does not hold.
+    unreadable: HashMap<SocketAddr, Instant>,
     me: String,
     peers: BTreeMap<String, SocketAddr>,
     view: watch::Sender<View>,
@@ -304,7 +324,10 @@ impl Task {
                     }
                 },
                 Some(timer) = self.timers.1.recv() => self.foca.handle_timer(timer, &mut self.runtime),
-                _ = invite.tick() => self.invite(),
+                _ = invite.tick() => {
+                    self.publish_unreadable();
+                    self.invite()
+                }
                 () = &mut settle, if !self.view.borrow().settled => {
                     self.view.send_modify(|v| v.settled = true);
                     Ok(())
@@ -315,6 +338,7 @@ impl Task {
                         self.known = peers.values().copied().collect();
                         let known = &self.known;
                         self.heard.retain(|a, _| known.contains(a));
+                        self.unreadable.retain(|a, _| known.contains(a));
                         self.peers = peers;
                         let size = self.peers.len() + 1;
                         if let Err(e) = self.foca.set_config(swim_config(size)) {
@@ -394,9 +418,30 @@ impl Task {
             Err(e) => {
                 self.metrics.membership_rejected.get_or_create(&ReasonLabels { reason: e.label() }).inc();
                 debug!(%from, error = %e, "dropping a membership datagram");
+                if matches!(e, envelope::OpenError::UnknownKey(_)) && self.known.contains(&from) {
+                    self.unreadable.insert(from, Instant::now());
+                    self.publish_unreadable();
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Publishes which known peers, not members, talked lately under a key this speaker lacks.
+    fn publish_unreadable(&mut self) {
+        self.unreadable.retain(|_, at| at.elapsed() < UNREADABLE_FRESH);
+        let members: BTreeSet<String> = self.foca.iter_members().map(|m| m.id().node.clone()).collect();
+        let unreadable: BTreeSet<String> = self
+            .peers
+            .iter()
+            .filter(|(node, addr)| self.unreadable.contains_key(*addr) && !members.contains(*node))
+            .map(|(node, _)| node.clone())
+            .collect();
+        self.view.send_if_modified(|v| {
+            let modified = v.unreadable != unreadable;
+            v.unreadable = unreadable;
+            modified
+        });
     }
 
     /// Announces to peers that the API knows of but the membership does not have.

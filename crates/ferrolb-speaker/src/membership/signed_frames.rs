@@ -20,6 +20,26 @@ pub fn sign_frame(ring: &Keyring, node: &str, frame: &[u8]) -> Vec<u8> {
     })
 }
 
+/// Who signed a frame heard on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// This node, and the tag verifies under a key of the ring: a speaker of this cluster.
+    Verified(String),
+    /// A signature under a key id the ring does not hold, naming this node: a ferrolb speaker with another
+    /// key (this cluster's, misconfigured or mid-rotation, if the node is one of ours; else another cluster).
+    OtherKey(String),
+}
+
+/// Who signed `frame`: [`signer`] when it verifies, [`Signer::OtherKey`] when its key id is not in the
+/// ring, `None` when it is unsigned or its tag is wrong under a key of the ring (a forgery).
+pub fn classify(ring: &Keyring, frame: &[u8]) -> Option<Signer> {
+    if let Some(node) = signer(ring, frame) {
+        return Some(Signer::Verified(node.to_owned()));
+    }
+    let found = signature(frame)?;
+    ring.get(KeyId::from_bytes(found.key)).is_none().then(|| Signer::OtherKey(found.node.to_owned()))
+}
+
 /// The node that signed `frame`, if it carries a signature whose tag verifies under a key of the ring.
 /// Unsigned frames, unknown keys and bad tags are all `None`: the sender is then just another host.
 pub fn signer<'a>(ring: &Keyring, frame: &'a [u8]) -> Option<&'a str> {
@@ -78,6 +98,23 @@ mod tests {
             let mut moved = sign_frame(&ours, "node-1", &frame);
             moved[14 + 8] ^= 1; // a bit of the packet itself
             assert_eq!(signer(&ours, &moved), None, "the tag covers the packet");
+        }
+    }
+
+    #[test]
+    fn a_frame_is_classified_by_whether_its_key_is_held() {
+        let ours = Keyring::new(key(1), None);
+        let theirs = Keyring::new(key(3), None);
+        for frame in frames() {
+            let signed = sign_frame(&ours, "node-1", &frame);
+            assert_eq!(classify(&ours, &signed), Some(Signer::Verified("node-1".into())));
+            let other = sign_frame(&theirs, "node-1", &frame);
+            assert_eq!(classify(&ours, &other), Some(Signer::OtherKey("node-1".into())));
+            assert_eq!(classify(&ours, &frame), None, "unsigned");
+            let mut forged = signed.clone();
+            let last = forged.len() - 1;
+            forged[last] ^= 1;
+            assert_eq!(classify(&ours, &forged), None, "a bad tag under a key we hold is a forgery, not a speaker");
         }
     }
 }

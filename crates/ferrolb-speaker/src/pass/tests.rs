@@ -52,7 +52,7 @@ impl World {
         let names: BTreeSet<String> = nodes.iter().map(|n| (*n).to_owned()).collect();
         let web = ServiceRef { namespace: "default".into(), name: "web".into(), uid: Some("u1".into()) };
         World {
-            view: View { members: names.clone(), settled: true },
+            view: View { members: names.clone(), settled: true, ..View::default() },
             ips: vec![ExternalIp { ip: ip(), pool: "p".into(), services: ["default/web".to_owned()].into() }],
             nodes: nodes
                 .iter()
@@ -520,7 +520,7 @@ fn claim(signer: Option<&str>) -> HeardClaim {
         ip: ip(),
         mac: Mac([2, 0, 0, 0, 0, 0x77]),
         interface: "eth0".into(),
-        signer: signer.map(str::to_owned),
+        signer: signer.map(|n| crate::membership::signed_frames::Signer::Verified(n.to_owned())),
     }
 }
 
@@ -569,4 +569,24 @@ fn a_foreign_host_claiming_an_announced_ip_twice_is_an_address_conflict() {
     let [event] = turn.events.as_slice() else { panic!("{:?}", turn.events) };
     assert_eq!(event.reason, Reason::AddressConflict);
     assert!(event.note.contains("02:00:00:00:00:77 sent a gratuitous ARP"), "{}", event.note);
+}
+
+#[test]
+fn a_speaker_outvoted_on_the_key_places_nothing_and_is_no_janitor() {
+    let me = crate::election::owner(ip(), ["node-1", "node-2"]).unwrap();
+    let other = if me == "node-1" { "node-2" } else { "node-1" };
+    // Alone in its view, hearing both others under a key it lacks: its key is the wrong one.
+    let mut world = World::new(&["node-1", "node-2", "node-3"]);
+    world.view.members = [me.to_owned()].into();
+    world.view.unreadable = [other.to_owned(), "node-3".to_owned()].into();
+    world.records = vec![world.record("node-3", "t0")];
+    let mut st = state(me, &world);
+    let turn = world.pass(&mut st, Instant::now());
+    assert!(turn.announce.ips.is_empty(), "announced with the wrong key: {turn:?}");
+    assert!(turn.records.is_empty(), "a janitor with the wrong key deleted the others' records: {:?}", turn.records);
+    assert!(turn.events.is_empty(), "{:?}", turn.events);
+    // On the majority side, one unreadable peer changes nothing: it announces what it owns.
+    world.view.members = [me.to_owned(), other.to_owned()].into();
+    world.view.unreadable = ["node-3".to_owned()].into();
+    assert_eq!(world.pass(&mut st, Instant::now()).announce.ips[&ip()], ["eth0"]);
 }

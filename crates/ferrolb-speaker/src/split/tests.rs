@@ -14,6 +14,7 @@ fn ip() -> IpAddr {
 struct World {
     me: &'static str,
     live: BTreeSet<String>,
+    nodes: BTreeSet<String>,
     placed: BTreeMap<IpAddr, Vec<String>>,
     announced: BTreeSet<IpAddr>,
     heard: Vec<HeardClaim>,
@@ -24,6 +25,7 @@ impl World {
         World {
             me,
             live: live.iter().map(|n| (*n).to_owned()).collect(),
+            nodes: ["node-1", "node-2", "node-3"].iter().map(|n| (*n).to_owned()).collect(),
             placed: [(ip(), vec!["eth0".to_owned()])].into(),
             announced: [ip()].into(),
             heard: vec![],
@@ -35,7 +37,7 @@ impl World {
             ip: ip(),
             mac: THEIRS,
             interface: "eth0".into(),
-            signer: signer.map(str::to_owned),
+            signer: signer.map(|n| Signer::Verified(n.to_owned())),
         });
         self
     }
@@ -44,6 +46,7 @@ impl World {
         let seen = Observed {
             me: self.me,
             live: &self.live,
+            nodes: &self.nodes,
             placed_here: &self.placed,
             announced: &self.announced,
             heard: &self.heard,
@@ -217,4 +220,32 @@ fn a_handover_whose_lower_ranked_signer_leaves_the_view_soon_after_is_defended_a
     world.hear(Some(low)).settle(&mut tracker, start);
     world.live.remove(low);
     assert_eq!(world.settle(&mut tracker, start + HANDOVER_WINDOW), Settlement::default());
+}
+
+#[test]
+fn a_claim_under_another_key_counts_as_the_named_node_if_the_cluster_has_it_else_as_another_host() {
+    let (high, low) = ranked();
+    let start = Instant::now();
+    let other_key = |node: &str| HeardClaim {
+        ip: ip(),
+        mac: THEIRS,
+        interface: "eth0".into(),
+        signer: Some(Signer::OtherKey(node.to_owned())),
+    };
+    let mut tracker = SplitTracker::default();
+    let mut world = World::new(high, &[high]);
+    world.heard.push(other_key(low));
+    let out = world.settle(&mut tracker, start);
+    assert_eq!((out.defend.as_slice(), out.split_claims), ([ip()].as_slice(), 1), "ranked as a split: {out:?}");
+    world.heard = vec![other_key(low)];
+    assert!(world.settle(&mut tracker, start + Duration::from_millis(100)).conflicts.is_empty(), "never a conflict");
+
+    // Another cluster's speaker (a node this cluster does not have) is another host: defend once, then a conflict.
+    let mut tracker = SplitTracker::default();
+    let mut world = World::new(high, &[high]);
+    world.heard.push(other_key("elsewhere-1"));
+    let out = world.settle(&mut tracker, start);
+    assert_eq!((out.defend.as_slice(), out.split_claims), ([ip()].as_slice(), 0));
+    world.heard = vec![other_key("elsewhere-1")];
+    assert_eq!(world.settle(&mut tracker, start + Duration::from_secs(1)).conflicts.len(), 1);
 }

@@ -3,7 +3,8 @@
 //! over for two minutes, speakers whose wall clocks step forward and back by minutes, and a membership split
 //! while the LAN still carries ARP. A client on the LAN watches ARP throughout (hack/lab.d/arp-watch.py):
 //! the figure that matters is how long two MACs answered for an IP at once, and it must be zero (for the
-//! split: no more than the settling time). Last, a host on the LAN takes an address a speaker announces.
+//! split: no more than the settling time). Last, a host on the LAN takes an address a speaker announces, and
+//! a speaker starts with a wrong membership key.
 //!
 //! (The control plane restarting is tried in tests/cluster.rs, on the helm-installed lab.)
 
@@ -38,6 +39,7 @@ async fn speakers_killed_over_and_over_or_with_stepped_clocks_never_leave_two_ma
     a_speaker_killed_every_few_seconds_never_leaves_two_macs_answering(&lab).await?;
     a_split_membership_settles_to_one_mac_per_ip_and_heals_with_no_move(&lab).await?;
     a_host_taking_an_announced_ip_is_defended_once_then_reported_as_a_conflict(&lab).await?;
+    a_speaker_with_a_wrong_key_disturbs_nobody(&lab).await?;
     Ok(())
 }
 
@@ -48,12 +50,18 @@ fn clock(lab: &Lab, node: &str) -> anyhow::Result<FakeClock> {
 
 /// Kills node's speaker (if running) and starts it again under its own fake wall clock.
 fn restart_speaker(lab: &Lab, node: &str) -> anyhow::Result<()> {
+    restart_speaker_with(lab, node, &[])
+}
+
+/// [`restart_speaker`] with more environment for `hack/lab start-speaker`.
+fn restart_speaker_with(lab: &Lab, node: &str, more: &[(&str, &str)]) -> anyhow::Result<()> {
     if let Ok(pid) = lab.lab(&["ferrolb-pid", "speaker", node]) {
         kill(pid.trim())?;
     }
     let mut env = clock(lab, node)?.env()?;
     let binary = ferrolb_e2e::ferrolb_binary()?;
     env.push(("FERROLB_BIN".to_owned(), binary.to_str().expect("utf-8 path").to_owned()));
+    env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     lab.lab_with_env(&["start-speaker", node], &env)?;
     Ok(())
@@ -386,5 +394,48 @@ async fn a_host_taking_an_announced_ip_is_defended_once_then_reported_as_a_confl
         events.contains(&format!("{ip} is claimed by another host on the LAN: {client_mac} sent a gratuitous ARP")),
         "{events}"
     );
+    Ok(())
+}
+
+/// A speaker restarted with a membership key nobody else has (a node whose Secret differs) is alone in its
+/// membership, but it hears the others under a key it lacks and knows it is outvoted: it announces nothing.
+/// The others report it missing and carry on: one MAC per IP throughout, no takeover, no conflict. With the
+/// right key again it rejoins and takes its IPs back.
+async fn a_speaker_with_a_wrong_key_disturbs_nobody(lab: &Lab) -> anyhow::Result<()> {
+    all_members(lab).await?;
+    let wrong = lab.recorded_owner(IP)?.ok_or_else(|| anyhow::anyhow!("no owner"))?;
+    let key = lab.dir().join("wrong-membership.key");
+    std::fs::write(&key, "c29tZSBvdGhlciBrZXkgdGhhdCBubyBvdGhlciBzcGVha2VyIGhvbGRzIQ==\n")?;
+    let key = key.to_str().expect("utf-8 path").to_owned();
+    let watch = lab.watch_arp(IP).await?;
+    restart_speaker_with(lab, &wrong, &[("LAB_MEMBERSHIP_KEY_FILE", &key)])?;
+    wait_for(&format!("{wrong} to know its key is the wrong one"), SOON, || async {
+        Ok((lab.speaker_metric(&wrong, "ferrolb_speaker_membership_outvoted")? == 1.0).then_some(()))
+    })
+    .await?;
+    let new_owner = wait_for(&format!("{IP} to move off {wrong}"), SOON, || async {
+        Ok(lab.recorded_owner(IP)?.filter(|o| *o != wrong))
+    })
+    .await?;
+    // A while with the wrong key (each other speaker answers the client's requests meanwhile).
+    let answered = r#"ferrolb_speaker_requests_answered_total{protocol="arp"}"#;
+    let before = lab.speaker_metric(&new_owner, answered)?;
+    wait_for("the others to run on for a few seconds", SOON, || async {
+        Ok((lab.speaker_metric(&new_owner, answered)? >= before + 150.0).then_some(()))
+    })
+    .await?;
+    assert_eq!(lab.speaker_metric(&wrong, "ferrolb_speaker_owned_ips")?, 0.0, "{wrong} announces with a wrong key");
+    assert!(lab.kubectl(&["get", "addressconflicts", "-o", "name"])?.lines().all(|l| !l.contains("198-51-100-192")));
+    restart_speaker(lab, &wrong)?;
+    all_members(lab).await?;
+    let mac = lab.node_mac(&wrong)?;
+    wait_for(&format!("{wrong} to take {IP} back"), SOON, || async {
+        Ok((lab.recorded_owner(IP)?.as_deref() == Some(wrong.as_str()) && lab.arp_answers(IP)? == [mac.clone()])
+            .then_some(()))
+    })
+    .await?;
+    let arp = watch.finish().await?;
+    assert_eq!(arp["two_macs_rounds"], 0, "two MACs answered while {wrong} had a wrong key: {arp}");
+    assert_answered(&arp, 90, &format!("while {wrong} had a wrong key"))?;
     Ok(())
 }

@@ -67,11 +67,11 @@ GO
 	GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$out/etcd" . || return 1
 }
 
-_build_kubernetes() {
-	local out="$1" work="$2"
+# _k8s_wrapper_module DIR: writes the wrapper module (see the top of this file) into DIR and enters it.
+_k8s_wrapper_module() {
 	local minor="${FERROLB_K8S_VERSION#v1.}"
 	local staging="v0.${minor}"
-	mkdir -p "$work/k8s" && cd "$work/k8s" || return 1
+	mkdir -p "$1" && cd "$1" || return 1
 	log "resolving k8s.io/kubernetes@$FERROLB_K8S_VERSION"
 	local gomod; gomod="$(go mod download -json "k8s.io/kubernetes@$FERROLB_K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
 	[[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$FERROLB_K8S_VERSION"
@@ -85,6 +85,11 @@ _build_kubernetes() {
 		# Every staging module is listed by k8s.io/kubernetes at v0.0.0.
 		awk '/^require \(/{r=1;next} r&&/^\)/{r=0} r&&$2=="v0.0.0"{print "replace " $1 " => " $1 " '"$staging"'"}' "$gomod"
 	} > go.mod
+}
+
+_build_kubernetes() {
+	local out="$1" work="$2"
+	_k8s_wrapper_module "$work/k8s" || return 1
 	cat > tools.go <<'GO'
 //go:build tools
 
@@ -154,6 +159,37 @@ ensure_tools() {
 	done
 	rm -rf "$work"
 	log "tools cached in $cache_bin"
+}
+
+# e2e_dir prints where the upstream e2e suite's binaries live: e2e.test and agnhost (built by ensure_e2e).
+e2e_dir() {
+	echo "$FERROLB_CACHE/e2e-$FERROLB_K8S_VERSION"
+}
+
+# ensure_e2e builds Kubernetes' own e2e suite (e2e.test) and the agnhost binary its test pods run, from the
+# same release and wrapper module as the other tools; a no-op when both are cached. Several minutes.
+ensure_e2e() {
+	local dir; dir="$(e2e_dir)"
+	[[ -x "$dir/e2e.test" && -x "$dir/agnhost" ]] && return 0
+	command -v go >/dev/null || die "go is needed to build the e2e suite"
+	local work; work="$(mktemp -d)"
+	mkdir -p "$work/out"
+	(
+		_k8s_wrapper_module "$work/k8s" || exit 1
+		printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/e2e"\n' >tools.go
+		GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+		log "building e2e.test $FERROLB_K8S_VERSION (first run only; about 8 minutes)"
+		GOFLAGS=-mod=mod go test -c -trimpath -ldflags="$(_k8s_ldflags)" -o "$work/out/e2e.test" \
+			k8s.io/kubernetes/test/e2e || exit 1
+		log "building agnhost (first run only; about 2 minutes)"
+		CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$work/out/agnhost" \
+			k8s.io/kubernetes/test/images/agnhost || exit 1
+	) || die "building the e2e suite failed"
+	mkdir -p "$dir"
+	mv -f "$work/out/e2e.test" "$work/out/agnhost" "$dir/"
+	chmod -R u+w "$work" 2>/dev/null || true
+	rm -rf "$work"
+	log "e2e suite cached in $dir"
 }
 
 # helm_path prints where the pinned helm lives (built by ensure_helm). FERROLB_HELM names another binary.

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrolb_packet::{Mac, claim};
@@ -114,15 +116,36 @@ fn announcements_carry_the_nodes_signature_and_neighbours_still_take_them() {
     }
 }
 
+/// How many of the nodes of a [`heard_by`] round have heard what they wait for, and how many must.
+#[derive(Clone)]
+struct Round {
+    done: Arc<AtomicUsize>,
+    needed: usize,
+}
+
+impl Round {
+    fn new(needed: usize) -> Round {
+        Round { done: Arc::new(AtomicUsize::new(0)), needed }
+    }
+
+    fn over(&self) -> bool {
+        self.done.load(Ordering::SeqCst) >= self.needed
+    }
+}
+
 /// `node`'s announcer, signing as `name`, announcing `announce` and yielding `yielded` on eth0; returns the
-/// claims its responder heard, once `enough` holds for them or 10 s pass. `probe` is sent each 100 ms.
+/// claims its responder heard. It counts itself done in `round` once `enough` holds for them, and runs on
+/// (announcing and probing again every 100 ms, for a node whose responder opened late) until every node of
+/// the round is done, or 10 s pass.
 fn heard_by(
     node: &Netns,
     name: &'static str,
     announce: &[&str],
     yielded: &[&str],
     enough: impl Fn(&[HeardFrame]) -> bool + Send + 'static,
+    round: &Round,
 ) -> Heard {
+    let round = round.clone();
     let runtime = NsRuntime::new(node);
     let on_eth0 = |ips: &[&str]| -> BTreeMap<IpAddr, Vec<String>> {
         ips.iter().map(|ip| (ip.parse().expect("address"), vec!["eth0".to_owned()])).collect()
@@ -136,10 +159,19 @@ fn heard_by(
         l2.announce(&L2Order { links, ips, yielded: yielded.clone() });
         let mut heard = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !enough(&heard) && tokio::time::Instant::now() < deadline {
-            l2.probe(&yielded);
-            if let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(100), heard_rx.recv()).await {
-                heard.push(frame);
+        let mut again = tokio::time::interval(Duration::from_millis(100));
+        let mut satisfied = false;
+        while !round.over() && tokio::time::Instant::now() < deadline {
+            if !satisfied && enough(&heard) {
+                satisfied = true;
+                round.done.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::select! {
+                _ = again.tick() => {
+                    l2.refresh();
+                    l2.probe(&yielded);
+                }
+                Some(frame) = heard_rx.recv() => heard.push(frame),
             }
         }
         heard
@@ -173,10 +205,10 @@ fn responders_hear_other_speakers_claims_and_a_yielding_node_hears_the_winner_an
     };
 
     // Both announce both addresses (each side of a split): each hears the other's signed announcements.
-    let wanted_a = wanted.clone();
-    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], move |h| signed_by(h, mac_b, "node-b") == wanted_a);
+    let (wanted_a, round) = (wanted.clone(), Round::new(2));
+    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], move |h| signed_by(h, mac_b, "node-b") == wanted_a, &round);
     let wanted_b = wanted.clone();
-    let at_b = heard_by(&b, "node-b", &[V4, V6], &[], move |h| signed_by(h, mac_a, "node-a") == wanted_b);
+    let at_b = heard_by(&b, "node-b", &[V4, V6], &[], move |h| signed_by(h, mac_a, "node-a") == wanted_b, &round);
     let (heard_a, heard_b) = (at_a.join(), at_b.join());
     assert_eq!(signed_by(&heard_a, mac_b, "node-b"), wanted, "node-a heard node-b's claims: {heard_a:?}");
     assert_eq!(signed_by(&heard_b, mac_a, "node-a"), wanted, "node-b heard node-a's claims: {heard_b:?}");
@@ -188,9 +220,11 @@ fn responders_hear_other_speakers_claims_and_a_yielding_node_hears_the_winner_an
     let answered = move |heard: &[HeardFrame]| -> BTreeSet<IpAddr> {
         heard.iter().filter(|h| h.mac == mac_a && signer(&ring(1), &h.frame).is_none()).map(|h| h.ip).collect()
     };
-    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], |_| false);
+    // Only node-b waits for something; node-a announces until it has.
+    let round = Round::new(1);
+    let at_a = heard_by(&a, "node-a", &[V4, V6], &[], |_| false, &round);
     let wanted_b = wanted.clone();
-    let at_b = heard_by(&b, "node-b", &[], &[V4, V6], move |h| answered(h) == wanted_b);
+    let at_b = heard_by(&b, "node-b", &[], &[V4, V6], move |h| answered(h) == wanted_b, &round);
     let heard_b = at_b.join();
     assert_eq!(answered(&heard_b), wanted, "node-b heard node-a answer its probes: {heard_b:?}");
     let heard_a = at_a.join();

@@ -165,6 +165,8 @@ impl ConflictTracker {
         let known = self.known.get_or_insert_with(|| in_use.clone());
         let records: BTreeMap<IpAddr, &ConflictRecord> = seen.records.iter().map(|r| (r.ip, r)).collect();
 
+        // Conflicts found in this pass: answered first-announcement probes, and claims while announcing.
+        let mut found_now: Vec<(IpAddr, &Answer)> = Vec::new();
         for result in seen.results {
             if result.recheck {
                 self.rechecking.remove(&result.ip);
@@ -184,24 +186,20 @@ impl ConflictTracker {
                 None => {
                     known.insert(result.ip);
                 }
-                Some(answer) => {
-                    self.found.insert(result.ip, answer.clone());
-                    decision.found.push((result.ip, answer.clone()));
-                    decision.writes.push(record_write(seen, result.ip, answer));
-                    // The first check that it is gone comes one interval from now.
-                    self.next_recheck.insert(result.ip, now + settings.recheck);
-                }
+                Some(answer) => found_now.push((result.ip, answer)),
             }
         }
-
-        // A conflict found while announcing is recorded like one a probe found.
-        for (ip, answer) in seen.found_while_announcing {
-            if in_use.contains(ip) && !self.found.contains_key(ip) {
-                self.found.insert(*ip, answer.clone());
-                decision.found.push((*ip, answer.clone()));
-                decision.writes.push(record_write(seen, *ip, answer));
-                self.next_recheck.insert(*ip, now + settings.recheck);
+        found_now
+            .extend(seen.found_while_announcing.iter().filter(|(ip, _)| in_use.contains(ip)).map(|(ip, a)| (*ip, a)));
+        for (ip, answer) in found_now {
+            if self.found.contains_key(&ip) {
+                continue; // already reported (a probe never runs for such an IP)
             }
+            self.found.insert(ip, answer.clone());
+            decision.found.push((ip, answer.clone()));
+            decision.writes.push(record_write(seen, ip, answer));
+            // The first check that it is gone comes one interval from now.
+            self.next_recheck.insert(ip, now + settings.recheck);
         }
 
         // What another node announces is known: taking it over later is a handover, not a new address.

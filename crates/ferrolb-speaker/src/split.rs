@@ -180,14 +180,14 @@ impl SplitTracker {
             match claim.speaker(seen.nodes) {
                 Some(node) if node == seen.me => {}
                 Some(node) if seen.live.contains(node) => {
-                    if election::owner(claim.ip, [seen.me, node.as_str()]) == Some(seen.me) {
+                    if outranks(claim.ip, seen.me, node) {
                         self.handovers.insert(claim.ip, (claim.clone(), now));
                     }
                 }
                 Some(node) => {
                     self.handovers.remove(&claim.ip);
                     out.split_claims += 1;
-                    let kept = election::owner(claim.ip, [seen.me, node.as_str()]) == Some(seen.me);
+                    let kept = outranks(claim.ip, seen.me, node);
                     if kept {
                         self.defend(claim.ip, SPLIT_DEFENCE_INTERVAL, now, &mut out);
                     } else {
@@ -242,6 +242,11 @@ impl SplitTracker {
         self.defended.insert(ip, now);
         out.defend.push(ip);
     }
+}
+
+/// Whether `me` ranks higher than `other` for `ip`, as placement ranks them.
+fn outranks(ip: IpAddr, me: &str, other: &str) -> bool {
+    election::owner(ip, [me, other]) == Some(me)
 }
 
 fn wake(deadline: &mut Option<Instant>, at: Instant) {

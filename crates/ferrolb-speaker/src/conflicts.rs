@@ -23,6 +23,7 @@ use ferrolb_api::{AddressConflictSpec, address_conflict_name};
 use ferrolb_packet::Mac;
 
 use crate::desired::{ExternalIp, Placement};
+use crate::wake::wake;
 
 /// How long past its window a probe may take to report before the IP is announced anyway (a probe that
 /// never reports must not keep an IP dark).
@@ -297,10 +298,6 @@ fn recheck_interfaces(record: &ConflictRecord, links: &[crate::l2::Link]) -> Vec
         return vec![record.interface.clone()];
     }
     links.iter().filter(|l| l.networks.iter().any(|n| n.contains(&record.ip))).map(|l| l.name.clone()).collect()
-}
-
-fn wake(deadline: &mut Option<Instant>, at: Instant) {
-    *deadline = Some(deadline.map_or(at, |d| d.min(at)));
 }
 
 /// The Warning Event's note for a conflict `me` found.

@@ -34,6 +34,7 @@ pub mod pass;
 pub mod records;
 mod run;
 pub mod split;
+mod wake;
 mod writer;
 
 pub use config::{MembershipOptions, SpeakerConfig};

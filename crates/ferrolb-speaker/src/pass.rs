@@ -49,6 +49,7 @@ use crate::l2::{L2Order, Link, choose};
 use crate::membership::View;
 use crate::records::{RecordInputs, ServiceRef, Write, reconcile};
 use crate::split::{HeardClaim, Observed as ClaimsSeen, SplitTracker, split_note};
+use crate::wake::wake;
 
 /// How long an old owner keeps forwarding an IP it gave up: the new owner announces three times over 1.1 s,
 /// and clients keep sending to the old owner's MAC until an announcement reaches them.
@@ -245,12 +246,6 @@ fn service_events<'a>(
     })
 }
 
-fn wake_by(deadline: &mut Option<Instant>, at: Option<Instant>) {
-    if let Some(at) = at {
-        *deadline = Some(deadline.map_or(at, |d| d.min(at)));
-    }
-}
-
 /// One pass; see the module doc.
 pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
     let me = state.me.clone();
@@ -285,7 +280,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
         .chain(inputs.bgp.advertisements.iter().map(|a| a.scope.clone()))
         .collect();
     let notices = state.absence.observe(now, inputs.nodes, &expecting, view);
-    wake_by(&mut wake_at, state.absence.next_change(now));
+    wake(&mut wake_at, state.absence.next_change(now));
     if janitor {
         events.extend(notices.into_iter().map(|notice| OutEvent {
             regarding: Regarding::Node(notice.node().to_owned()),
@@ -334,7 +329,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
                 events.extend(service_events(ext, inputs.services, Reason::MembershipSplit, &note));
             }
         }
-        wake_by(&mut wake_at, settlement.wake_at);
+        wake(&mut wake_at, settlement.wake_at);
     }
     // Address conflicts: new IPs are probed first; an IP being probed or in conflict is withheld, as if not
     // placed here at all.
@@ -371,7 +366,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
                 events.extend(service_events(ext, inputs.services, Reason::AddressConflict, &note));
             }
         }
-        wake_by(&mut wake_at, decision.wake_at);
+        wake(&mut wake_at, decision.wake_at);
         probes = decision.probes;
         conflict_writes = decision.writes;
     }
@@ -404,7 +399,7 @@ pub fn pass(state: &mut State, inputs: &Inputs<'_>, now: Instant) -> Pass {
                 state.draining.entry(*ip).or_insert(now + DRAIN);
             }
             state.draining.retain(|ip, until| *until > now && !owned.contains(ip));
-            wake_by(&mut wake_at, state.draining.values().min().copied());
+            wake(&mut wake_at, state.draining.values().min().copied());
             let keep: BTreeSet<IpAddr> = owned.iter().chain(state.draining.keys()).copied().collect();
             // What the data path forwards is what was asked, even if applying it fails: it retries on the
             // next pass, and a lasting failure never keeps a drained IP alive.

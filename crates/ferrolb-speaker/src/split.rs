@@ -39,6 +39,7 @@ use ferrolb_packet::Mac;
 use crate::conflicts::Answer;
 use crate::election;
 use crate::membership::signed_frames::Signer;
+use crate::wake::wake;
 
 /// RFC 5227's DEFEND_INTERVAL: at most one defence per IP this often, and a second foreign claim within it
 /// is a conflict.
@@ -247,10 +248,6 @@ impl SplitTracker {
 /// Whether `me` ranks higher than `other` for `ip`, as placement ranks them.
 fn outranks(ip: IpAddr, me: &str, other: &str) -> bool {
     election::owner(ip, [me, other]) == Some(me)
-}
-
-fn wake(deadline: &mut Option<Instant>, at: Instant) {
-    *deadline = Some(deadline.map_or(at, |d| d.min(at)));
 }
 
 /// The Warning Event's note for a split claim `me` settled, naming what each side sees.

@@ -179,6 +179,16 @@ impl Lab {
         .await
     }
 
+    /// Waits (up to 30 s) until `node`'s LAN interface, and no other MAC, answers the client's ARP requests
+    /// for `ip`.
+    pub async fn wait_answered_by(&self, ip: &str, node: &str) -> anyhow::Result<()> {
+        let mac = self.node_mac(node)?;
+        crate::wait_for(&format!("{node} alone answering ARP for {ip}"), std::time::Duration::from_secs(30), || async {
+            Ok((self.arp_answers(ip)? == [mac.as_str()]).then_some(()))
+        })
+        .await
+    }
+
     /// The MACs that answer an ARP request for `ip` on the client's segment (a raw probe, one second).
     pub fn arp_answers(&self, ip: &str) -> anyhow::Result<Vec<String>> {
         self.arp_answers_on("eth0", ip)

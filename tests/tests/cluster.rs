@@ -731,11 +731,7 @@ async fn a_drained_node_hands_its_ip_over_without_a_failed_connection(lab: &Lab)
         Ok(lab.recorded_owner(DEMO_IP)?.filter(|n| *n != owner))
     })
     .await?;
-    let next_mac = lab.node_mac(&next)?;
-    wait_for("only the new owner answering ARP", SOON, || async {
-        Ok((lab.arp_answers(DEMO_IP)? == [next_mac.clone()]).then_some(()))
-    })
-    .await?;
+    lab.wait_answered_by(DEMO_IP, &next).await?;
     assert!(lab.ferrolb_pods("speaker")?.iter().any(|(_, n)| *n == owner), "the drain removed {owner}'s speaker");
     lab.kubectl(&["uncordon", &owner])?;
     wait_for("the Deployment whole again", ROLL, || async {

@@ -46,11 +46,7 @@ async fn announcers_with_backend_elsewhere(lab: &Lab) -> anyhow::Result<(String,
     let owner = wait_for("an L2Announcement for the demo IP", SOON, || async { lab.recorded_owner(IP) }).await?;
     assert!(owner == "node-2" || owner == "node-3", "{owner} is not selected by the L2Advertisement");
     let other = if owner == "node-2" { "node-3" } else { "node-2" }.to_owned();
-    let owner_mac = lab.node_mac(&owner)?;
-    wait_for("the owner alone answering ARP", SOON, || async {
-        Ok((lab.arp_answers(IP)? == [owner_mac.clone()]).then_some(()))
-    })
-    .await?;
+    lab.wait_answered_by(IP, &owner).await?;
     wait_for("TCP through the EXTERNAL-IP", SOON, || async {
         Ok(lab
             .exec("client", &["curl", "-s", "-m", "2", &format!("http://{IP}/")])

@@ -28,11 +28,7 @@ async fn speakers_killed_over_and_over_or_with_stepped_clocks_never_leave_two_ma
     lab.apply_file(&repo_root().join("hack/lab.d/demo.yaml"))?;
     lab.apply_file(&repo_root().join("hack/lab.d/l2advertisement.yaml"))?;
     let owner = wait_for("an owner for the demo IP", SOON, || async { lab.recorded_owner(IP) }).await?;
-    let owner_mac = lab.node_mac(&owner)?;
-    wait_for("the owner alone answering ARP", SOON, || async {
-        Ok((lab.arp_answers(IP)? == [owner_mac.clone()]).then_some(()))
-    })
-    .await?;
+    lab.wait_answered_by(IP, &owner).await?;
     lab.wait_http(IP, "pod=web-1").await?;
 
     wall_clocks_stepped_by_minutes_move_nothing(&lab).await?;
@@ -198,6 +194,14 @@ const MEMBERSHIP_PORT: &str = "7947";
 /// The ARP watch's interval (hack/lab.d/arp-watch.py's default), to turn rounds into time.
 const ARP_ROUND_MS: u64 = 20;
 
+/// Waits until `node` has answered `count` more ARP requests (the client's ARP watch asks 50 a second): a
+/// stretch of traffic, not of time, for a state that must hold for a while.
+async fn answers_more(lab: &Lab, node: &str, count: f64, what: &str) -> anyhow::Result<()> {
+    const ANSWERED: &str = r#"ferrolb_speaker_requests_answered_total{protocol="arp"}"#;
+    let before = lab.speaker_metric(node, ANSWERED)?;
+    wait_for(what, SOON, || async { Ok((lab.speaker_metric(node, ANSWERED)? >= before + count).then_some(())) }).await
+}
+
 /// Cuts (or restores) `node`'s membership traffic with nftables in its namespace: UDP to and from the
 /// membership port is dropped, everything else (ARP, the API server, Services) still flows.
 fn cut_membership(lab: &Lab, node: &str, cut: bool) -> anyhow::Result<()> {
@@ -252,11 +256,7 @@ async fn a_split_membership_settles_to_one_mac_per_ip_and_heals_with_no_move(lab
     let (_, other_ip, other_owner) = service_owned_elsewhere(lab, "split", &cut).await?;
     let owners = [(IP.to_owned(), cut.clone()), (other_ip.clone(), other_owner.clone())];
     for (ip, owner) in &owners {
-        let mac = lab.node_mac(owner)?;
-        wait_for(&format!("{owner} alone answering for {ip}"), SOON, || async {
-            Ok((lab.arp_answers(ip)? == [mac.clone()]).then_some(()))
-        })
-        .await?;
+        lab.wait_answered_by(ip, owner).await?;
     }
     let rest: Vec<&str> = NODES.iter().copied().filter(|n| *n != cut).collect();
     let mut watches = Vec::new();
@@ -298,22 +298,13 @@ async fn a_split_membership_settles_to_one_mac_per_ip_and_heals_with_no_move(lab
     .await?;
     // Settled: the split runs on while the client keeps asking (each owner answers 50 requests a second).
     let takeovers = lab.speakers_total(3, TAKEOVERS)?;
-    const ANSWERED: &str = r#"ferrolb_speaker_requests_answered_total{protocol="arp"}"#;
-    let answered = lab.speaker_metric(&cut, ANSWERED)?;
-    wait_for("the split to run settled for a few seconds", SOON, || async {
-        Ok((lab.speaker_metric(&cut, ANSWERED)? >= answered + 250.0).then_some(()))
-    })
-    .await?;
+    answers_more(lab, &cut, 250.0, "the split to run settled for a few seconds").await?;
     assert_eq!(lab.speakers_total(3, TAKEOVERS)?, takeovers, "an IP moved while the split was settled");
 
     cut_membership(lab, &cut, false)?;
     all_members(lab).await?;
     for (ip, owner) in &owners {
-        let mac = lab.node_mac(owner)?;
-        wait_for(&format!("{owner} alone answering for {ip} after the heal"), SOON, || async {
-            Ok((lab.arp_answers(ip)? == [mac.clone()]).then_some(()))
-        })
-        .await?;
+        lab.wait_answered_by(ip, owner).await?;
         let recorded = wait_for(&format!("{ip}'s record after the heal"), SOON, || async {
             Ok(lab.recorded_owner(ip)?.filter(|o| o == owner))
         })
@@ -377,11 +368,7 @@ async fn a_host_taking_an_announced_ip_is_defended_once_then_reported_as_a_confl
     .await?;
     assert!(lab.arp_answers(&ip)?.iter().all(|m| *m != owner_mac), "{owner} still answers for the taken {ip}");
     let new_owner = wait_for(&format!("an owner for {moved}"), SOON, || async { lab.recorded_owner(&moved) }).await?;
-    let new_mac = lab.node_mac(&new_owner)?;
-    wait_for(&format!("{new_owner} answering for {moved}"), SOON, || async {
-        Ok((lab.arp_answers(&moved)? == [new_mac.clone()]).then_some(()))
-    })
-    .await?;
+    lab.wait_answered_by(&moved, &new_owner).await?;
     let events = lab.kubectl(&[
         "get",
         "events",
@@ -418,12 +405,7 @@ async fn a_speaker_with_a_wrong_key_disturbs_nobody(lab: &Lab) -> anyhow::Result
     })
     .await?;
     // A while with the wrong key (each other speaker answers the client's requests meanwhile).
-    let answered = r#"ferrolb_speaker_requests_answered_total{protocol="arp"}"#;
-    let before = lab.speaker_metric(&new_owner, answered)?;
-    wait_for("the others to run on for a few seconds", SOON, || async {
-        Ok((lab.speaker_metric(&new_owner, answered)? >= before + 150.0).then_some(()))
-    })
-    .await?;
+    answers_more(lab, &new_owner, 150.0, "the others to run on for a few seconds").await?;
     assert_eq!(lab.speaker_metric(&wrong, "ferrolb_speaker_owned_ips")?, 0.0, "{wrong} announces with a wrong key");
     assert!(lab.kubectl(&["get", "addressconflicts", "-o", "name"])?.lines().all(|l| !l.contains("198-51-100-192")));
     restart_speaker(lab, &wrong)?;

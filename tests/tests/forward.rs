@@ -316,11 +316,7 @@ async fn dead_owner_forwards_from_the_next_node(lab: &Lab, ip: &str) -> anyhow::
     let next =
         wait_for("another node announcing", SOON, || async { Ok(lab.recorded_owner(ip)?.filter(|n| *n != owner)) })
             .await?;
-    let next_mac = lab.node_mac(&next)?;
-    wait_for("only the new owner answering ARP", SOON, || async {
-        Ok((lab.arp_answers(ip)? == [next_mac.clone()]).then_some(()))
-    })
-    .await?;
+    lab.wait_answered_by(ip, &next).await?;
     wait_for("HTTP through the new owner", SOON, || async { Ok(get(lab, ip, 80)) }).await?;
     let failed = (0..20).filter(|_| get(lab, ip, 80).is_none()).count();
     let ready = jsonpath(lab, "endpointslices", "{.items[*].endpoints[*].conditions.ready}")?;

@@ -333,6 +333,83 @@ async fn type_change_releases_the_address() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Service's finalizers.
+async fn finalizers(api: &Api<Service>, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(api.get(name).await?.metadata.finalizers.unwrap_or_default())
+}
+
+const CLEANUP: &str = "service.kubernetes.io/load-balancer-cleanup";
+
+#[tokio::test]
+async fn the_cleanup_finalizer_follows_the_address_and_deletion_waits_for_it() -> anyhow::Result<()> {
+    let plane = cluster().await?;
+    let mut controller = ControllerProcess::start(&plane, "controller", &[])?;
+    plane.apply(&pool("p", &["198.51.100.9/32"], ""))?;
+    plane.apply(&service("default", "first", 80, &[], ""))?;
+    assert_eq!(wait_ips(&plane, "default", "first", 1).await?, ["198.51.100.9"]);
+    let api: Api<Service> = Api::namespaced(plane.client.clone(), "default");
+    assert!(finalizers(&api, "first").await?.iter().any(|f| f == CLEANUP), "no cleanup finalizer with the address");
+
+    // A pending Service has nothing to clean up.
+    plane.apply(&service("default", "second", 80, &[], ""))?;
+    wait_event(&plane, "default", "second", "PoolExhausted").await?;
+    assert!(finalizers(&api, "second").await?.is_empty());
+
+    // Another type: the finalizer goes with the address; back to LoadBalancer, it returns.
+    let to = |t: &str| serde_json::json!({ "spec": { "type": t } });
+    api.patch("first", &PatchParams::default(), &Patch::Merge(&to("ClusterIP"))).await?;
+    wait_for("first's finalizer removed", SOON, || async {
+        Ok(finalizers(&api, "first").await?.is_empty().then_some(()))
+    })
+    .await?;
+    assert_eq!(wait_ips(&plane, "default", "second", 1).await?, ["198.51.100.9"]);
+    wait_for("second's finalizer", SOON, || async {
+        Ok(finalizers(&api, "second").await?.iter().any(|f| f == CLEANUP).then_some(()))
+    })
+    .await?;
+
+    // Deleted while someone else's finalizer holds the object: ferrolb lets go of the address at once (first,
+    // back as a LoadBalancer, gets it), removes only its own finalizer, and the object waits for the other.
+    api.patch("first", &PatchParams::default(), &Patch::Merge(&to("LoadBalancer"))).await?;
+    wait_event(&plane, "default", "first", "PoolExhausted").await?;
+    let hold = serde_json::json!({ "metadata": { "finalizers": ["example.com/hold", CLEANUP] } });
+    api.patch("second", &PatchParams::default(), &Patch::Merge(&hold)).await?;
+    api.delete("second", &DeleteParams::default()).await?;
+    assert_eq!(wait_ips(&plane, "default", "first", 1).await?, ["198.51.100.9"]);
+    wait_for("only the other finalizer left on second", SOON, || async {
+        Ok((finalizers(&api, "second").await? == ["example.com/hold"]).then_some(()))
+    })
+    .await?;
+    let release = serde_json::json!({ "metadata": { "finalizers": null } });
+    api.patch("second", &PatchParams::default(), &Patch::Merge(&release)).await?;
+
+    // Deleted with the controller running: gone once the controller let go.
+    api.delete("first", &DeleteParams::default()).await?;
+    wait_for("first deleted", SOON, || async { Ok(api.get_opt("first").await?.is_none().then_some(())) }).await?;
+
+    // After an uninstall (no controller left), `ferrolb release-finalizers` lets the rest go: a Service
+    // holding an address, and the pool it came from.
+    plane.apply(&service("default", "third", 80, &[], ""))?;
+    wait_for("third's finalizer", SOON, || async {
+        Ok(finalizers(&api, "third").await?.iter().any(|f| f == CLEANUP).then_some(()))
+    })
+    .await?;
+    controller.kill()?;
+    let output = std::process::Command::new(ferrolb_e2e::ferrolb_binary()?)
+        .args(["release-finalizers", "--kubeconfig"])
+        .arg(plane.kubeconfig())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "release-finalizers failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.trim(), "released 1 Services and 1 IPAddressPools");
+    assert!(finalizers(&api, "third").await?.is_empty());
+    assert_eq!(ips(&plane, "default", "third").await?, ["198.51.100.9"], "the address stays for a reinstall");
+    api.delete("third", &DeleteParams::default()).await?;
+    plane.kubectl(&["delete", "ipaddresspool", "p", "--timeout", "20s"])?;
+    assert!(api.get_opt("third").await?.is_none());
+    Ok(())
+}
+
 #[tokio::test]
 async fn pool_shrink_and_delete() -> anyhow::Result<()> {
     let plane = cluster().await?;

@@ -23,3 +23,7 @@ pub const ALLOW_SHARED_IP_KEYS: [&str; 3] =
     [ALLOW_SHARED_IP, "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"];
 /// The finalizer that holds back deletion of a pool whose addresses are in use.
 pub const POOL_FINALIZER: &str = "ferrolb.io/pool-protection";
+/// Kubernetes' finalizer for a Service whose load balancer must be cleaned up before the Service goes (the
+/// one cloud providers set). The controller sets it on every Service it gave an address to and removes it
+/// once the address is released: the Service is deleted, changed type, or holds no address any more.
+pub const LB_CLEANUP_FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";

@@ -41,7 +41,7 @@ pub use bgp_peer::{
     PASSWORD_SECRET_TYPE, SecretReference,
 };
 pub use bgp_session::{BGPSession, BGPSessionSpec, BGPSessionStatus, bgpsession_name};
-pub use class::handles_service;
+pub use class::{handles_service, handles_type_and_class};
 pub use conditions::*;
 pub use crds::all_crds;
 pub use duration::{DurationError, format_duration, parse_duration};

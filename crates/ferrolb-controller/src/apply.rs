@@ -1,7 +1,8 @@
 //! Applies a [`Plan`] to the API server, only while this replica holds the lease.
 //!
 //! Service status is written with a JSON merge patch carrying the resourceVersion the plan was made from, so
-//! a write based on a stale view fails (409) and the next pass decides again. Merge patches rather than
+//! a write based on a stale view fails (409) and the next pass decides again; the pool annotation and the
+//! cleanup finalizer likewise, with a strategic merge patch, before the status. Merge patches rather than
 //! server-side apply: `ingress` is an atomic list, and a merge patch replaces or clears it exactly even when
 //! another manager (MetalLB, before a migration) wrote it first.
 
@@ -11,9 +12,8 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-use ferrolb_api::ALLOCATED_FROM_POOL;
-use ferrolb_api::IPAddressPool;
 use ferrolb_api::k8s::{ObjectReference, Service};
+use ferrolb_api::{ALLOCATED_FROM_POOL, IPAddressPool, LB_CLEANUP_FINALIZER};
 
 use crate::lease::Leadership;
 use crate::metrics::{Metrics, ReasonLabels};
@@ -30,6 +30,21 @@ pub struct Applier {
     pub(crate) recorder: Recorder,
     pub(crate) leadership: Leadership,
     pub(crate) metrics: Metrics,
+}
+
+/// The strategic merge patch of a Service's pool annotation and cleanup finalizer. Finalizers merge as a set
+/// under a strategic merge patch, so others' finalizers are kept without copying the list.
+fn metadata_patch(write: &ServiceWrite) -> Value {
+    let mut metadata = json!({ "resourceVersion": write.resource_version });
+    if let Some(annotation) = &write.pool_annotation {
+        metadata["annotations"] = json!({ ALLOCATED_FROM_POOL: annotation });
+    }
+    match write.cleanup_finalizer {
+        Some(true) => metadata["finalizers"] = json!([LB_CLEANUP_FINALIZER]),
+        Some(false) => metadata["$deleteFromPrimitiveList/finalizers"] = json!([LB_CLEANUP_FINALIZER]),
+        None => {}
+    }
+    json!({ "metadata": metadata })
 }
 
 fn params() -> PatchParams {
@@ -70,6 +85,23 @@ impl Applier {
     async fn write_service(&self, write: &ServiceWrite) -> bool {
         let api: Api<Service> = Api::namespaced(self.client.clone(), write.key.namespace());
         let name = write.key.name();
+        // Metadata first, so the finalizer is on the object before an address is published. Both writes carry
+        // the planned resourceVersion: the status write the one the metadata write returned, which differs
+        // from the planned one only by that write.
+        let mut resource_version = write.resource_version.clone();
+        if write.writes_metadata() {
+            if !self.leadership.is_leader() {
+                return false;
+            }
+            match api.patch(name, &params(), &Patch::Strategic(&metadata_patch(write))).await {
+                Ok(service) => resource_version = service.metadata.resource_version,
+                Err(kube::Error::Api(s)) if s.code == 404 => return true,
+                Err(e) => {
+                    self.failed("service_metadata", &write.key.to_string(), &e);
+                    return false;
+                }
+            }
+        }
         if write.write_status {
             if !self.leadership.is_leader() {
                 return false;
@@ -84,7 +116,7 @@ impl Applier {
                     .collect()
             };
             let body = json!({
-                "metadata": { "resourceVersion": write.resource_version },
+                "metadata": { "resourceVersion": resource_version },
                 "status": { "loadBalancer": { "ingress": ingress } },
             });
             match api.patch_status(name, &params(), &Patch::Merge(&body)).await {
@@ -92,20 +124,6 @@ impl Applier {
                 Err(kube::Error::Api(s)) if s.code == 404 => return true,
                 Err(e) => {
                     self.failed("service_status", &write.key.to_string(), &e);
-                    return false;
-                }
-            }
-        }
-        if let Some(annotation) = &write.pool_annotation {
-            if !self.leadership.is_leader() {
-                return false;
-            }
-            let body = json!({ "metadata": { "annotations": { ALLOCATED_FROM_POOL: annotation } } });
-            match api.patch(name, &params(), &Patch::Merge(&body)).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => return true,
-                Err(e) => {
-                    self.failed("service_annotation", &write.key.to_string(), &e);
                     return false;
                 }
             }

@@ -4,6 +4,10 @@
 //! The pass is level-based: it looks at every Service and pool each time. Deleted objects simply are not in
 //! the snapshot, so their addresses are released; nothing depends on having seen a delete event.
 //!
+//! Every Service given an address carries Kubernetes' cleanup finalizer
+//! (`service.kubernetes.io/load-balancer-cleanup`) until the address is released, so a deleted Service
+//! lingers until the controller has let its address go, as with a cloud provider's load balancer.
+//!
 //! Addresses in conflict (an `AddressConflict` a speaker wrote: another host on the LAN answers for them)
 //! are handed out to nobody; a Service holding one gets another address in the same pass, and the pool's
 //! status lists them.
@@ -14,7 +18,8 @@ use std::sync::Arc;
 
 use ferrolb_api::k8s::{ResourceExt, Service, Time};
 use ferrolb_api::{
-    IPAddressPool, IPAddressPoolStatus, POOL_FINALIZER, ingress_ip_modes, ingress_ips, join_pools, recorded_pools,
+    IPAddressPool, IPAddressPoolStatus, LB_CLEANUP_FINALIZER, POOL_FINALIZER, handles_type_and_class, ingress_ip_modes,
+    ingress_ips, join_pools, recorded_pools,
 };
 use ferrolb_ipam::{AllocError, Allocator, Labels, Pool, PoolName, PoolUsage, ServiceKey};
 
@@ -74,12 +79,12 @@ impl State {
     }
 }
 
-/// A write of one Service's status and pool annotation.
+/// A write of one Service's status, pool annotation and cleanup finalizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceWrite {
     /// The Service.
     pub key: ServiceKey,
-    /// Its resourceVersion when planned (a precondition for the status write).
+    /// Its resourceVersion when planned (a precondition for the writes).
     pub resource_version: Option<String>,
     /// `status.loadBalancer.ingress` addresses (empty: pending).
     pub ingress: Vec<IpAddr>,
@@ -89,6 +94,40 @@ pub struct ServiceWrite {
     pub write_status: bool,
     /// The pool annotation to set (`None`: remove), if it must be written.
     pub pool_annotation: Option<Option<String>>,
+    /// Whether [`LB_CLEANUP_FINALIZER`] must be added (`true`) or removed (`false`), if it changes.
+    pub cleanup_finalizer: Option<bool>,
+}
+
+impl ServiceWrite {
+    /// Whether the object's metadata (the annotation or the finalizer) must be written.
+    pub fn writes_metadata(&self) -> bool {
+        self.pool_annotation.is_some() || self.cleanup_finalizer.is_some()
+    }
+}
+
+/// What a Service should hold after the pass; `None` leaves that part as it is.
+struct Desired {
+    ingress: Option<Vec<IpAddr>>,
+    pool_annotation: Option<Option<String>>,
+    cleanup_finalizer: bool,
+}
+
+impl Desired {
+    /// An address (or none) for a Service the controller handles: the finalizer goes with an address.
+    fn handled(ingress: Vec<IpAddr>, pool_annotation: Option<String>) -> Self {
+        let cleanup_finalizer = !ingress.is_empty();
+        Desired { ingress: Some(ingress), pool_annotation: Some(pool_annotation), cleanup_finalizer }
+    }
+
+    /// A Service the controller no longer handles: what it wrote is cleared, except on a Service being
+    /// deleted, where only the finalizer goes (the object goes with it).
+    fn released(service: &Service) -> Self {
+        if service.metadata.deletion_timestamp.is_some() {
+            Desired { ingress: None, pool_annotation: None, cleanup_finalizer: false }
+        } else {
+            Desired { ingress: Some(Vec::new()), pool_annotation: Some(None), cleanup_finalizer: false }
+        }
+    }
 }
 
 /// An Event on a Service.
@@ -271,47 +310,61 @@ pub fn plan(state: &mut State, snapshot: &Snapshot, config: &Config, now: &Time)
             Ok((ips, pools)) => (ips, Some(pools)),
             Err(_) => (Vec::new(), None),
         };
-        push_service_write(state, &mut plan, service, ips, pools, config);
+        push_service_write(state, &mut plan, service, Desired::handled(ips, pools), config);
     }
 
-    // Services we once gave an address to but no longer handle (type or class changed): clear what we wrote.
-    for service in snapshot.services.iter().filter(|s| !is_handled(s, config) && recorded_pools(s).is_some()) {
-        push_service_write(state, &mut plan, service, Vec::new(), None, config);
+    // Services we once gave an address to but no longer handle (deleted, or type or class changed): clear
+    // what we wrote and let them go. A Service of our type and class being deleted is ours to let go even
+    // without our annotation (someone removed it); one of another type or class is left alone, its
+    // finalizer may be another load balancer's.
+    let ours_to_release = |s: &Service| {
+        !is_handled(s, config)
+            && (recorded_pools(s).is_some()
+                || (has_cleanup_finalizer(s)
+                    && handles_type_and_class(s, &config.load_balancer_class, config.handle_unclassed)))
+    };
+    for service in snapshot.services.iter().filter(|s| ours_to_release(s)) {
+        push_service_write(state, &mut plan, service, Desired::released(service), config);
     }
 
     plan_pools(state, &mut plan, snapshot, &invalid, now);
     plan
 }
 
-fn push_service_write(
-    state: &mut State,
-    plan: &mut Plan,
-    service: &Service,
-    ingress: Vec<IpAddr>,
-    pool_annotation: Option<String>,
-    config: &Config,
-) {
+fn has_cleanup_finalizer(service: &Service) -> bool {
+    service.finalizers().iter().any(|f| f == LB_CLEANUP_FINALIZER)
+}
+
+fn push_service_write(state: &mut State, plan: &mut Plan, service: &Service, desired: Desired, config: &Config) {
     let key = key_of(service);
     let ip_mode = config.ip_mode;
     let current_ips = ingress_ips(service);
-    let modes_ok = ingress_ip_modes(service).iter().all(|m| *m == Some(ip_mode.as_str()));
-    let write_status = current_ips != ingress || (!ingress.is_empty() && !modes_ok);
+    let write_status = desired.ingress.as_ref().is_some_and(|ingress| {
+        let modes_ok = ingress_ip_modes(service).iter().all(|m| *m == Some(ip_mode.as_str()));
+        current_ips != *ingress || (!ingress.is_empty() && !modes_ok)
+    });
     let current_annotation = recorded_pools(service).map(join_pools);
-    let write_annotation = current_annotation != pool_annotation;
-    if !write_status && !write_annotation {
-        state.written.remove(&key);
-        return;
-    }
+    let pool_annotation = desired.pool_annotation.filter(|wanted| *wanted != current_annotation);
+    let cleanup_finalizer =
+        (has_cleanup_finalizer(service) != desired.cleanup_finalizer).then_some(desired.cleanup_finalizer);
     let write = ServiceWrite {
         key: key.clone(),
         resource_version: service.metadata.resource_version.clone(),
-        ingress,
+        ingress: desired.ingress.unwrap_or(current_ips),
         ip_mode,
         write_status,
-        pool_annotation: write_annotation.then_some(pool_annotation),
+        pool_annotation,
+        cleanup_finalizer,
     };
+    if !write.write_status && !write.writes_metadata() {
+        state.written.remove(&key);
+        return;
+    }
     let same_as_sent = state.written.get(&key).is_some_and(|w| {
-        w.ingress == write.ingress && w.write_status == write.write_status && w.pool_annotation == write.pool_annotation
+        w.ingress == write.ingress
+            && w.write_status == write.write_status
+            && w.pool_annotation == write.pool_annotation
+            && w.cleanup_finalizer == write.cleanup_finalizer
     });
     if same_as_sent {
         return;

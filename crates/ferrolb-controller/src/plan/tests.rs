@@ -188,3 +188,89 @@ fn a_conflict_moves_the_service_says_why_and_shows_in_the_pool() {
     let status = &moved.pool_statuses.last().expect("the pool's status").status;
     assert_eq!(status.conflicts, ["198.51.100.0 answered by 02:00:00:00:00:99"]);
 }
+
+/// `svc` with the metadata a previous pass wrote: the pool annotation, and the cleanup finalizer if `finalizer`.
+fn written_svc(name: &str, ip: &str, finalizer: bool) -> Service {
+    let mut service = (*svc(name, 1, Some(ip))).clone();
+    service.metadata.annotations = Some([(ferrolb_api::ALLOCATED_FROM_POOL.to_owned(), "p".to_owned())].into());
+    if finalizer {
+        service.metadata.finalizers = Some(vec![ferrolb_api::LB_CLEANUP_FINALIZER.to_owned()]);
+    }
+    service
+}
+
+#[test]
+fn the_cleanup_finalizer_goes_with_an_address() {
+    let pools = vec![pool("p", &["198.51.100.0/32"])];
+    let mut state = State::default();
+    // Assigned: the annotation and the finalizer are written with the status.
+    let one =
+        Snapshot { services: vec![svc("a", 1, None), svc("b", 2, None)], pools: pools.clone(), ..Default::default() };
+    let first = plan(&mut state, &one, &config(), &now());
+    let a = first.services.iter().find(|w| w.key.name() == "a").unwrap();
+    assert!(a.write_status);
+    assert_eq!(a.cleanup_finalizer, Some(true));
+    // Pending: no finalizer, nothing to clean up.
+    assert!(first.services.iter().all(|w| w.key.name() != "b"), "{:?}", first.services);
+
+    // Written: nothing more to do.
+    let done = Snapshot {
+        services: vec![Arc::new(written_svc("a", "198.51.100.0", true))],
+        pools: pools.clone(),
+        ..Default::default()
+    };
+    assert!(plan(&mut state, &done, &config(), &now()).services.is_empty());
+
+    // A Service from before the finalizer (an upgrade): the finalizer alone is added.
+    let mut fresh = State::default();
+    let old =
+        Snapshot { services: vec![Arc::new(written_svc("a", "198.51.100.0", false))], pools, ..Default::default() };
+    let upgrade = plan(&mut fresh, &old, &config(), &now());
+    assert_eq!(upgrade.services.len(), 1);
+    let w = &upgrade.services[0];
+    assert!(!w.write_status && w.pool_annotation.is_none(), "{w:?}");
+    assert_eq!(w.cleanup_finalizer, Some(true));
+}
+
+#[test]
+fn a_type_change_clears_everything_and_removes_the_finalizer() {
+    let mut service = written_svc("a", "198.51.100.0", true);
+    service.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+    let snapshot = Snapshot {
+        services: vec![Arc::new(service)],
+        pools: vec![pool("p", &["198.51.100.0/32"])],
+        ..Default::default()
+    };
+    let plan = plan(&mut State::default(), &snapshot, &config(), &now());
+    let w = &plan.services[0];
+    assert!(w.write_status && w.ingress.is_empty(), "{w:?}");
+    assert_eq!(w.pool_annotation, Some(None));
+    assert_eq!(w.cleanup_finalizer, Some(false));
+}
+
+#[test]
+fn a_deleted_service_loses_only_the_finalizer_and_frees_its_address_at_once() {
+    let pools = vec![pool("p", &["198.51.100.0/32"])];
+    let mut deleting = written_svc("a", "198.51.100.0", true);
+    deleting.metadata.deletion_timestamp = Some(now());
+    // Someone else's finalizer holds the object: ferrolb's goes, the address is free in the same pass.
+    deleting.metadata.finalizers.as_mut().unwrap().push("example.com/hold".into());
+    let snapshot =
+        Snapshot { services: vec![Arc::new(deleting.clone()), svc("b", 2, None)], pools, ..Default::default() };
+    let mut state = State::default();
+    let plan = plan(&mut state, &snapshot, &config(), &now());
+    let a = plan.services.iter().find(|w| w.key.name() == "a").unwrap();
+    assert!(!a.write_status && a.pool_annotation.is_none(), "no pointless writes on a deleted object: {a:?}");
+    assert_eq!(a.cleanup_finalizer, Some(false));
+    assert_eq!(planned_ips(&plan, "b"), Some(vec!["198.51.100.0".to_owned()]));
+
+    // Without the annotation (removed by hand) the finalizer is still ferrolb's to remove...
+    deleting.metadata.annotations = None;
+    let alone = Snapshot { services: vec![Arc::new(deleting.clone())], ..Default::default() };
+    let again = super::plan(&mut State::default(), &alone, &config(), &now());
+    assert_eq!(again.services[0].cleanup_finalizer, Some(false));
+    // ...but not on a Service of another class: that finalizer may be another load balancer's.
+    deleting.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+    let other = Snapshot { services: vec![Arc::new(deleting)], ..Default::default() };
+    assert!(super::plan(&mut State::default(), &other, &config(), &now()).services.is_empty());
+}

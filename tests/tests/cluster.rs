@@ -747,6 +747,8 @@ async fn a_drained_node_hands_its_ip_over_without_a_failed_connection(lab: &Lab)
 async fn uninstall_leaves_nothing_but_the_crds(lab: &Lab) -> anyhow::Result<()> {
     let v6 = lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.status.loadBalancer.ingress[1].ip}"])?;
     assert!(!lab.arp_answers(DEMO_IP)?.is_empty(), "nobody answered before the uninstall");
+    let finalizers = lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.metadata.finalizers}"])?;
+    assert!(finalizers.contains("service.kubernetes.io/load-balancer-cleanup"), "{finalizers}");
     lab.helm(&["uninstall", "ferrolb", "-n", NS, "--wait", "--timeout", "120s"])?;
     wait_for("every ferrolb pod gone", ROLL, || async {
         Ok(lab.kubectl(&["get", "pods", "-n", NS, "-o", "name"])?.trim().is_empty().then_some(()))
@@ -772,5 +774,13 @@ async fn uninstall_leaves_nothing_but_the_crds(lab: &Lab) -> anyhow::Result<()> 
     for crd in ["ipaddresspools.ferrolb.io", "l2advertisements.ferrolb.io", "l2announcements.ferrolb.io"] {
         assert!(crds.contains(crd), "helm uninstall removed {crd}");
     }
+    // The post-delete hook let go of ferrolb's finalizers (and cleaned up after itself): a Service that held
+    // an address keeps it in status for a reinstall, and is deleted at once.
+    let finalizers = lab.kubectl(&["get", "svc,ipaddresspools", "-A", "-o", "jsonpath={..finalizers}"])?;
+    assert!(!finalizers.contains("load-balancer-cleanup") && !finalizers.contains("pool-protection"), "{finalizers}");
+    let hook = lab.kubectl(&["get", "jobs,serviceaccounts", "-n", NS, "-o", "name"])?;
+    assert!(!hook.contains("release-finalizers"), "the hook's objects stayed: {hook}");
+    assert_eq!(lab.kubectl(&["get", "svc", "dual", "-o", "jsonpath={.status.loadBalancer.ingress[1].ip}"])?, v6);
+    lab.kubectl(&["delete", "svc", "dual", "--timeout", "30s"])?;
     Ok(())
 }

@@ -28,6 +28,10 @@ pub enum Command {
     /// Convert MetalLB IPAddressPool and L2Advertisement YAML to ferrolb's (stdout) and list what cannot be
     /// converted (stderr; exit status 2).
     MigrateFromMetallb(MigrateArgs),
+    /// Remove ferrolb's finalizers from every Service and IPAddressPool, so they can be deleted once ferrolb is
+    /// gone (the chart runs this after `helm uninstall`). Run it only when no controller runs: a running one
+    /// puts them back.
+    ReleaseFinalizers(ReleaseFinalizersArgs),
     /// Show pools with usage, every Service's external IPs with the node announcing each, and problems.
     Status(StatusArgs),
     /// Announce this node's share of the external IPs with ARP/NDP (runs on every node, host network).
@@ -169,6 +173,20 @@ pub struct StatusArgs {
     #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
     pub load_balancer_class: String,
     /// ferrolb was started with --ignore-unclassed: leave Services without a class out.
+    #[arg(long)]
+    pub ignore_unclassed: bool,
+}
+
+/// Flags of `ferrolb release-finalizers`.
+#[derive(Debug, Args)]
+pub struct ReleaseFinalizersArgs {
+    /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The loadBalancerClass ferrolb handled.
+    #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// ferrolb ran with --ignore-unclassed: leave the finalizers of Services without a class alone.
     #[arg(long)]
     pub ignore_unclassed: bool,
 }

@@ -14,6 +14,7 @@ mod crds_cmd;
 mod duration;
 mod migrate;
 mod migrate_cmd;
+mod release_cmd;
 mod server;
 mod speaker_cmd;
 mod status_cmd;
@@ -36,6 +37,10 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(&cli.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(controller_cmd::run(args))
+        }
+        cli::Command::ReleaseFinalizers(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(release_cmd::run(args))
         }
         cli::Command::Status(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -124,21 +124,6 @@ fn default_values_render_a_hardened_install() -> anyhow::Result<()> {
     let generation = at(secret, "metadata.annotations").and_then(|a| a.get("ferrolb.io/key-generation"));
     assert_eq!(generation.and_then(Value::as_str), Some("1"), "the Secret records its key generation");
 
-    // After an uninstall a hook lets go of ferrolb's finalizers, with RBAC of its own (the release's is gone).
-    let hook = find(&objects, "Job", "ferrolb-release-finalizers")?;
-    let hook_kind = |o: &Value| at(o, "metadata.annotations").and_then(|a| a.get("helm.sh/hook")).cloned();
-    assert_eq!(hook_kind(hook), Some(Value::from("post-delete")));
-    let c = container(hook)?;
-    assert_hardened(c)?;
-    assert_eq!(strings_at(c, "args").first().map(String::as_str), Some("release-finalizers"));
-    assert_eq!(str_at(hook, "spec.template.spec.serviceAccountName"), Some("ferrolb-release-finalizers"));
-    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
-        let object = find(&objects, kind, "ferrolb-release-finalizers")?;
-        assert_eq!(hook_kind(object), Some(Value::from("post-delete")), "{kind}");
-    }
-    let kept = render(&["--set", "controller.releaseFinalizersOnUninstall=false"])?;
-    assert!(all_of(&kept, "Job").is_empty(), "the hook can be turned off");
-
     let optional = ["ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap", "IPAddressPool", "L2Advertisement"];
     for kind in optional {
         assert!(all_of(&objects, kind).is_empty(), "{kind} must be off by default");
@@ -305,8 +290,7 @@ fn rendered_flags_are_flags_of_the_binary() -> anyhow::Result<()> {
     let all = all_options();
     for values in [vec![], vec!["-f", all.to_str().expect("utf-8 path")]] {
         let objects = render(&values)?;
-        let workloads = ["Deployment", "DaemonSet", "Job"].into_iter().flat_map(|kind| all_of(&objects, kind));
-        for workload in workloads {
+        for workload in all_of(&objects, "Deployment").into_iter().chain(all_of(&objects, "DaemonSet")) {
             let args = strings_at(container(workload)?, "args");
             let subcommand = args.first().context("no subcommand")?;
             let known = documented_flags(subcommand)?;
@@ -375,9 +359,6 @@ fn rbac_rules_are_exactly_the_calls_the_code_makes() -> anyhow::Result<()> {
         ("events.k8s.io", "events", "create,patch"),
     ]);
     assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-controller")?), controller);
-    // Derived from crates/ferrolb/src/release_cmd.rs: list, patch, and a fresh get after a conflict.
-    let release = expect(&[("", "services", "list,get,patch"), ("ferrolb.io", "ipaddresspools", "list,get,patch")]);
-    assert_eq!(grants(find(&objects, "ClusterRole", "ferrolb-release-finalizers")?), release);
     let lease = expect(&[("coordination.k8s.io", "leases", "create,get/ferrolb-controller,update/ferrolb-controller")]);
     assert_eq!(grants(find(&objects, "Role", "ferrolb-controller")?), lease);
     // Derived from crates/ferrolb-speaker/src/observe.rs (eleven reflectors) and writer.rs (L2Announcement

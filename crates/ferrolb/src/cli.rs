@@ -29,7 +29,7 @@ pub enum Command {
     /// converted (stderr; exit status 2).
     MigrateFromMetallb(MigrateArgs),
     /// Remove ferrolb's finalizers from every Service and IPAddressPool, so they can be deleted once ferrolb is
-    /// gone (the chart runs this after `helm uninstall`). Run it only when no controller runs: a running one
+    /// gone (after `helm uninstall`). Run it only when no controller runs: a running one
     /// puts them back.
     ReleaseFinalizers(ReleaseFinalizersArgs),
     /// Show pools with usage, every Service's external IPs with the node announcing each, and problems.

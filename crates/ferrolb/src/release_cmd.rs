@@ -1,6 +1,6 @@
 //! `ferrolb release-finalizers`: after an uninstall nobody removes ferrolb's finalizers, and every Service it
-//! gave an address to (and every pool) would hang in Terminating when deleted. The chart runs this as a
-//! post-delete hook. Addresses in Service status and the pool annotation stay, so a reinstall keeps them.
+//! gave an address to (and every pool) would hang in Terminating when deleted. Run after `helm uninstall`.
+//! Addresses in Service status and the pool annotation stay, so a reinstall keeps them.
 
 use anyhow::Context;
 use kube::Api;

@@ -124,8 +124,11 @@ TOML
 JSON
 	# The kubelet: its own token (user system:node:node-N), serving certificate self-signed into pki/.
 	sed "s|^    token: .*|    token: $(cat "$CP/pki/node-node-$i.token")|" "$CP/kubeconfig" >"$d/kubeconfig"
-	# Pods' DNS: nothing answers inside the lab, and no query may leave it.
+	# Pods' DNS: with --cluster-dns, the lab's CoreDNS on the bridge (cluster.local only); otherwise nothing
+	# answers inside the lab. No query may leave it either way.
 	printf 'nameserver 127.0.0.1\n' >"$d/resolv.conf"
+	local cluster_dns=""
+	[[ "${LAB_CLUSTER_DNS:-0}" == 1 ]] && cluster_dns="clusterDNS: [$LAN4.1]"
 	cat >"$d/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -137,6 +140,7 @@ containerRuntimeEndpoint: unix://$r/containerd.sock
 podLogsDir: $d/pod-logs
 resolvConf: $d/resolv.conf
 clusterDomain: cluster.local
+$cluster_dns
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1

@@ -262,3 +262,28 @@ ensure_metallb() {
 	chmod -R u+w "$work" && rm -rf "$work"
 	log "MetalLB cached in $dir"
 }
+
+# --- CoreDNS, the lab's cluster DNS for the upstream e2e suite (hack/lab up --cluster-dns) ---
+# The suite reaches Services by name from its pods. CoreDNS's go.mod (v1.15.0) has no replace directives, so
+# `go install module@version` builds it as released, with its default plugins.
+FERROLB_COREDNS_VERSION="${FERROLB_COREDNS_VERSION:-v1.15.0}"
+
+# coredns_path prints where the cached coredns binary lives.
+coredns_path() {
+	echo "$FERROLB_CACHE/coredns-$FERROLB_COREDNS_VERSION/coredns"
+}
+
+# ensure_coredns builds the pinned CoreDNS once from the Go module proxy; a no-op when it is cached.
+ensure_coredns() {
+	local bin; bin="$(coredns_path)"
+	[[ -x "$bin" ]] && return 0
+	command -v go >/dev/null || die "go is needed to build CoreDNS $FERROLB_COREDNS_VERSION"
+	local work; work="$(mktemp -d)"
+	log "building CoreDNS $FERROLB_COREDNS_VERSION (first run only; a few minutes)"
+	(cd "$work" && CGO_ENABLED=0 GOBIN="$work/out" go install -trimpath -ldflags '-s -w' \
+		"github.com/coredns/coredns@$FERROLB_COREDNS_VERSION") || die "building CoreDNS failed"
+	mkdir -p "$(dirname "$bin")"
+	mv -f "$work/out/coredns" "$bin"
+	chmod -R u+w "$work" && rm -rf "$work"
+	log "CoreDNS cached at $bin"
+}

@@ -340,6 +340,14 @@ async fn finalizers(api: &Api<Service>, name: &str) -> anyhow::Result<Vec<String
 
 const CLEANUP: &str = "service.kubernetes.io/load-balancer-cleanup";
 
+/// Waits until the Service carries the cleanup finalizer.
+async fn wait_cleanup_finalizer(api: &Api<Service>, name: &str) -> anyhow::Result<()> {
+    wait_for(&format!("{name}'s cleanup finalizer"), SOON, || async {
+        Ok(finalizers(api, name).await?.iter().any(|f| f == CLEANUP).then_some(()))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn the_cleanup_finalizer_follows_the_address_and_deletion_waits_for_it() -> anyhow::Result<()> {
     let plane = cluster().await?;
@@ -363,10 +371,7 @@ async fn the_cleanup_finalizer_follows_the_address_and_deletion_waits_for_it() -
     })
     .await?;
     assert_eq!(wait_ips(&plane, "default", "second", 1).await?, ["198.51.100.9"]);
-    wait_for("second's finalizer", SOON, || async {
-        Ok(finalizers(&api, "second").await?.iter().any(|f| f == CLEANUP).then_some(()))
-    })
-    .await?;
+    wait_cleanup_finalizer(&api, "second").await?;
 
     // Deleted while someone else's finalizer holds the object: ferrolb lets go of the address at once (first,
     // back as a LoadBalancer, gets it), removes only its own finalizer, and the object waits for the other.
@@ -390,10 +395,7 @@ async fn the_cleanup_finalizer_follows_the_address_and_deletion_waits_for_it() -
     // After an uninstall (no controller left), `ferrolb release-finalizers` lets the rest go: a Service
     // holding an address, and the pool it came from.
     plane.apply(&service("default", "third", 80, &[], ""))?;
-    wait_for("third's finalizer", SOON, || async {
-        Ok(finalizers(&api, "third").await?.iter().any(|f| f == CLEANUP).then_some(()))
-    })
-    .await?;
+    wait_cleanup_finalizer(&api, "third").await?;
     controller.kill()?;
     let output = std::process::Command::new(ferrolb_e2e::ferrolb_binary()?)
         .args(["release-finalizers", "--kubeconfig"])

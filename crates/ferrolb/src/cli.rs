@@ -31,9 +31,9 @@ pub enum Command {
     /// Remove ferrolb's finalizers from every Service and IPAddressPool, so they can be deleted once ferrolb is
     /// gone (after `helm uninstall`). Run it only when no controller runs: a running one
     /// puts them back.
-    ReleaseFinalizers(ReleaseFinalizersArgs),
+    ReleaseFinalizers(ClusterArgs),
     /// Show pools with usage, every Service's external IPs with the node announcing each, and problems.
-    Status(StatusArgs),
+    Status(ClusterArgs),
     /// Announce this node's share of the external IPs with ARP/NDP (runs on every node, host network).
     Speaker(SpeakerArgs),
 }
@@ -163,9 +163,10 @@ pub struct MigrateArgs {
     pub files: Vec<String>,
 }
 
-/// Flags of `ferrolb status`.
+/// Flags of the commands an operator runs against a cluster, `ferrolb status` and `ferrolb
+/// release-finalizers`: where the cluster is and which Services ferrolb handles there.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct ClusterArgs {
     /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -173,20 +174,6 @@ pub struct StatusArgs {
     #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
     pub load_balancer_class: String,
     /// ferrolb was started with --ignore-unclassed: leave Services without a class out.
-    #[arg(long)]
-    pub ignore_unclassed: bool,
-}
-
-/// Flags of `ferrolb release-finalizers`.
-#[derive(Debug, Args)]
-pub struct ReleaseFinalizersArgs {
-    /// Kubeconfig file; default: in-cluster config, then `KUBECONFIG`, then `~/.kube/config`.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The loadBalancerClass ferrolb handled.
-    #[arg(long, default_value = ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS)]
-    pub load_balancer_class: String,
-    /// ferrolb ran with --ignore-unclassed: leave the finalizers of Services without a class alone.
     #[arg(long)]
     pub ignore_unclassed: bool,
 }

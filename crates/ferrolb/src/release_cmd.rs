@@ -5,14 +5,15 @@
 use anyhow::Context;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::core::NamespaceResourceScope;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use ferrolb_api::k8s::{ResourceExt, Service};
-use ferrolb_api::{IPAddressPool, LB_CLEANUP_FINALIZER, POOL_FINALIZER, handles_type_and_class, recorded_pools};
+use ferrolb_api::{
+    IPAddressPool, LB_CLEANUP_FINALIZER, POOL_FINALIZER, handles_type_and_class, recorded_pools, service_key,
+};
 
-use crate::cli::ReleaseFinalizersArgs;
+use crate::cli::ClusterArgs;
 
 /// How often one object's write is retried after a conflict (someone else wrote it in between).
 const ATTEMPTS: usize = 5;
@@ -20,7 +21,7 @@ const ATTEMPTS: usize = 5;
 /// Whether the cleanup finalizer of `service` is ferrolb's: the controller wrote its pool annotation, or it
 /// has the type and class ferrolb handles (a finalizer on another class's Service may be another load
 /// balancer's).
-fn service_is_ours(service: &Service, args: &ReleaseFinalizersArgs) -> bool {
+fn service_is_ours(service: &Service, args: &ClusterArgs) -> bool {
     recorded_pools(service).is_some()
         || handles_type_and_class(service, &args.load_balancer_class, !args.ignore_unclassed)
 }
@@ -31,12 +32,11 @@ fn without(finalizers: &[String], finalizer: &str) -> Option<Vec<String>> {
 }
 
 /// Removes `finalizer` from one object, re-reading it after a conflict. `Ok(false)`: nothing to remove.
-async fn release<K>(api: &Api<K>, object: K, finalizer: &str) -> anyhow::Result<bool>
+async fn release<K>(api: &Api<K>, mut object: K, finalizer: &str) -> anyhow::Result<bool>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let name = object.name_any();
-    let mut object = object;
     for _ in 0..ATTEMPTS {
         let Some(rest) = without(object.finalizers(), finalizer) else { return Ok(false) };
         let body = json!({ "metadata": { "resourceVersion": object.resource_version(), "finalizers": rest } });
@@ -54,14 +54,14 @@ where
 }
 
 /// Lists every Service and pool and removes ferrolb's finalizers; prints what it released.
-pub async fn run(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let services =
         Api::<Service>::all(client.clone()).list(&ListParams::default()).await.context("listing Services")?;
     let mut released_services = 0;
     for service in services.items.into_iter().filter(|s| service_is_ours(s, &args)) {
-        let api = namespaced::<Service>(&client, &service);
-        let key = format!("{}/{}", service.namespace().unwrap_or_default(), service.name_any());
+        let api = Api::<Service>::namespaced(client.clone(), &service.namespace().unwrap_or_default());
+        let key = service_key(&service);
         if release(&api, service, LB_CLEANUP_FINALIZER).await.with_context(|| format!("Service {key}"))? {
             released_services += 1;
         }
@@ -79,21 +79,13 @@ pub async fn run(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn namespaced<K>(client: &kube::Client, object: &K) -> Api<K>
-where
-    K: kube::Resource<Scope = NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    Api::namespaced(client.clone(), &object.namespace().unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferrolb_api::k8s::{ObjectMeta, ServiceSpec};
 
-    fn args() -> ReleaseFinalizersArgs {
-        ReleaseFinalizersArgs {
+    fn args() -> ClusterArgs {
+        ClusterArgs {
             kubeconfig: None,
             load_balancer_class: ferrolb_api::DEFAULT_LOAD_BALANCER_CLASS.to_owned(),
             ignore_unclassed: false,
@@ -121,7 +113,7 @@ mod tests {
         assert!(service_is_ours(&service("ClusterIP", None, true), &args()), "annotated: ferrolb gave it an address");
         assert!(!service_is_ours(&service("LoadBalancer", Some("example.com/cloud"), false), &args()));
         assert!(!service_is_ours(&service("ClusterIP", None, false), &args()));
-        let unclassed = ReleaseFinalizersArgs { ignore_unclassed: true, ..args() };
+        let unclassed = ClusterArgs { ignore_unclassed: true, ..args() };
         assert!(!service_is_ours(&service("LoadBalancer", None, false), &unclassed));
 
         let list = vec!["example.com/hold".to_owned(), LB_CLEANUP_FINALIZER.to_owned()];

@@ -23,7 +23,7 @@ use ferrolb_speaker::bgp::overview::{Objects, bgp_advertisers};
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::cli::StatusArgs;
+use crate::cli::ClusterArgs;
 
 /// One pool line.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,7 +342,7 @@ pub fn report(inputs: &Inputs<'_>) -> Report {
 }
 
 /// Runs the subcommand.
-pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let client = ferrolb_runtime::client(args.kubeconfig.as_deref()).await?;
     let lp = ListParams::default();
     let pools = Api::<IPAddressPool>::all(client.clone()).list(&lp).await.context("listing IPAddressPools")?;
